@@ -1,0 +1,260 @@
+"""The row generator: the LLM writes candidate rows for a requested label and region.
+
+The LLM sees the prompt version's instruction, the schema, the rules, the region and real
+exemplars drawn from that region of the training split. What it returns is then *enforced* by
+code: the label is set, values are cast to the schema's types, and each row is projected into
+its region, so a weak model cannot move a row out of the region or change its class.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from synthloop.agents.prompts import PromptVersion
+from synthloop.data import TableSchema
+from synthloop.errors import LLMError
+from synthloop.llm import LLMClient, chat
+from synthloop.tools.constraints import evaluate_region
+from synthloop.tools.error_analysis import Region
+
+PROVENANCE = ["_sl_origin", "_sl_run_id", "_sl_iteration", "_sl_prompt_id", "_sl_prompt_version",
+              "_sl_prompt_sha256", "_sl_generator", "_sl_seed"]
+
+
+def call_seed(*parts) -> int:
+    h = hashlib.sha256(json.dumps(parts, default=str).encode()).digest()
+    return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
+
+
+def row_json_schema(schema: TableSchema, columns: list[str], n: int) -> dict:
+    props = {}
+    for name in columns:
+        c = schema.column(name)
+        if c.type == "int":
+            props[name] = {"type": "integer"}
+        elif c.type == "float":
+            props[name] = {"type": "number"}
+        elif c.type == "bool":
+            props[name] = {"type": "boolean"}
+        elif c.type == "category" and c.categories:
+            props[name] = {"type": "string", "enum": list(c.categories)}
+        else:
+            props[name] = {"type": "string"}
+    row = {"type": "object", "properties": props, "required": list(columns),
+           "additionalProperties": False}
+    return {"type": "object", "properties": {"rows": {"type": "array", "items": row,
+                                                      "minItems": n, "maxItems": n}},
+            "required": ["rows"]}
+
+
+class _Rows(BaseModel):
+    rows: list[dict]
+
+
+def choose_columns(schema: TableSchema, region: Region, ranked: list[str],
+                   limit: int | None) -> list[str]:
+    names = [c.name for c in schema.columns if c.type != "text" or schema.text_column == c.name]
+    if limit is None or limit >= len(names):
+        return names
+    chosen = list(dict.fromkeys([c.column for c in region.conditions]))
+    for col in ranked:
+        if len(chosen) >= limit:
+            break
+        if col not in chosen and col in names:
+            chosen.append(col)
+    return [n for n in names if n in chosen]
+
+
+def pick_exemplars(train: pd.DataFrame, schema: TableSchema, region: Region, k: int,
+                   rng: np.random.Generator) -> pd.DataFrame:
+    same_label = train[train[schema.target].astype(str) == region.label]
+    inside = same_label[evaluate_region(region.rule, same_label)] if region.conditions else same_label
+    pool = inside if len(inside) >= k else (inside if len(inside) else same_label)
+    take = rng.choice(len(pool), size=min(k, len(pool)), replace=False)
+    return pool.iloc[np.sort(take)]
+
+
+def _fmt_row(row: pd.Series, columns: list[str]) -> str:
+    out = {}
+    for c in columns:
+        v = row[c]
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            out[c] = None
+        elif isinstance(v, (np.integer,)):
+            out[c] = int(v)
+        elif isinstance(v, (np.floating, float)):
+            out[c] = float(round(v, 4))
+        else:
+            out[c] = v
+    return json.dumps(out)
+
+
+def generation_request(schema: TableSchema, rules: list[str], region: Region,
+                       exemplars: pd.DataFrame, columns: list[str], n: int) -> str:
+    lines = ["Columns:"]
+    lines += [f"- {schema.column(c).describe()}" for c in columns]
+    if rules:
+        lines += ["Rules every row obeys:"] + [f"- {r}" for r in rules]
+    lines += [f"Class of every row: {schema.target} = {region.label}"]
+    if region.conditions:
+        lines += [f"Every row must satisfy: {region.rule}"]
+    lines += ["Real rows of this kind:"] + [_fmt_row(r, columns) for _, r in exemplars.iterrows()]
+    lines += [f'Write {n} new rows as JSON: {{"rows": [...]}}, each with the columns above.']
+    return "\n".join(lines)
+
+
+def project_to_region(df: pd.DataFrame, region: Region, fallback: pd.DataFrame,
+                      schema: TableSchema) -> pd.DataFrame:
+    """Move each row into the region: clip numeric bounds, set equalities."""
+    out = df.copy()
+    for cond in region.conditions:
+        col = cond.column
+        ctype = schema.column(col).type
+        if cond.op == "==":
+            out[col] = cond.value
+        elif cond.op == "!=":
+            bad = out[col].astype(str) == str(cond.value)
+            out.loc[bad, col] = fallback.loc[bad, col].to_numpy()
+        elif ctype in ("float", "int"):
+            vals = pd.to_numeric(out[col], errors="coerce")
+            v = float(cond.value)
+            if cond.op == ">":
+                low = math.floor(v) + 1 if ctype == "int" else v + max(abs(v) * 1e-6, 1e-6)
+                vals = vals.where(vals.isna() | (vals > v), low)
+            else:
+                high = math.floor(v) if ctype == "int" else v
+                vals = vals.where(vals.isna() | (vals <= v), high)
+            out[col] = vals
+    return out
+
+
+def cast_to_schema(df: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
+    out = df.copy()
+    for c in schema.columns:
+        if c.name not in out.columns:
+            continue
+        if c.type in ("float", "int"):
+            vals = pd.to_numeric(out[c.name], errors="coerce").astype(float)
+            out[c.name] = vals.round() if c.type == "int" else vals
+        elif c.type == "bool":
+            out[c.name] = out[c.name].map(lambda v: None if v is None else bool(v))
+        else:
+            out[c.name] = out[c.name].map(lambda v: None if v is None else str(v))
+    return out
+
+
+def generate_batch(
+    client: LLMClient,
+    prompt: PromptVersion,
+    regions: list[Region],
+    train: pd.DataFrame,
+    schema: TableSchema,
+    rules: list[str],
+    *,
+    n_rows: int,
+    rows_per_call: int,
+    few_shot: int,
+    temperature: float,
+    max_tokens: int,
+    columns_per_row: int | None,
+    ranked_columns: list[str],
+    run_id: str,
+    iteration: int,
+    seed: int,
+) -> tuple[pd.DataFrame, dict]:
+    """Candidate rows for ``regions`` (shares by error count) and the generation stats."""
+    stats = {"calls": 0, "llm_failures": 0, "rows_returned": 0, "failure_reasons": []}
+    if not regions or n_rows <= 0:
+        return pd.DataFrame(), stats
+    weights = np.array([max(r.errors, 1) for r in regions], dtype=float)
+    shares = np.floor(weights / weights.sum() * n_rows).astype(int)
+    shares[np.argmax(weights)] += n_rows - shares.sum()
+    frames = []
+    for ri, (region, want) in enumerate(zip(regions, shares)):
+        columns = choose_columns(schema, region, ranked_columns, columns_per_row)
+        for ci in range(math.ceil(want / rows_per_call)):
+            k = int(min(rows_per_call, want - ci * rows_per_call))
+            s = call_seed(seed, iteration, region.id, ci)
+            rng = np.random.default_rng(s)
+            ex = pick_exemplars(train, schema, region, few_shot, rng)
+            request = generation_request(schema, rules, region, ex, columns, k)
+            stats["calls"] += 1
+            try:
+                raw = client.complete(
+                    chat(prompt.text, request), node="generate", temperature=temperature,
+                    max_tokens=max_tokens, seed=s, schema=_schema_model(schema, columns, k),
+                )
+                rows = _parse_rows(raw)
+            except (LLMError, ValueError) as exc:
+                stats["llm_failures"] += 1
+                stats["failure_reasons"].append(str(exc)[:200])
+                continue
+            rows = [r for r in rows if isinstance(r, dict)][:k]
+            if not rows:
+                stats["llm_failures"] += 1
+                stats["failure_reasons"].append("reply held no rows")
+                continue
+            stats["rows_returned"] += len(rows)
+            gen = pd.DataFrame(rows)
+            base = ex.iloc[[i % len(ex) for i in range(len(gen))]].reset_index(drop=True)
+            full = base.copy()
+            for c in columns:
+                full[c] = gen[c] if c in gen.columns else None
+            full = cast_to_schema(full, schema)
+            full = project_to_region(full, region, base, schema)
+            full[schema.target] = region.label
+            full["_sl_origin"] = "synthetic"
+            full["_sl_run_id"] = run_id
+            full["_sl_iteration"] = iteration
+            full["_sl_prompt_id"] = prompt.id
+            full["_sl_prompt_version"] = prompt.version
+            full["_sl_prompt_sha256"] = prompt.sha256
+            full["_sl_generator"] = client.model_id
+            full["_sl_seed"] = s
+            full["_sl_region"] = region.rule
+            full["_sl_exemplars"] = ",".join(f"train:{i}" for i in ex.index)
+            frames.append(full)
+    if not frames:
+        return pd.DataFrame(), stats
+    batch = pd.concat(frames, ignore_index=True)
+    batch.insert(0, "_sl_row_id", [f"{run_id}:{iteration}:{i}" for i in range(len(batch))])
+    return batch, stats
+
+
+class _SchemaHolder(BaseModel):
+    """Carries a raw JSON schema through LLMClient.complete's pydantic-typed parameter."""
+
+
+def _schema_model(schema: TableSchema, columns: list[str], n: int) -> type[BaseModel]:
+    js = row_json_schema(schema, columns, n)
+
+    class Rows(_SchemaHolder):
+        rows: list[dict]
+
+        @classmethod
+        def model_json_schema(cls, *a, **kw):  # noqa: D401 - the exact schema to constrain to
+            return js
+
+    return Rows
+
+
+def _parse_rows(raw: str) -> list[dict]:
+    from synthloop.llm.client import extract_json
+
+    try:
+        data = extract_json(raw)
+    except ValueError:
+        raise ValueError(f"reply is not JSON: {raw[:120]!r}") from None
+    if isinstance(data, dict) and isinstance(data.get("rows"), list):
+        return data["rows"]
+    if isinstance(data, list):
+        return data
+    if isinstance(data, dict):
+        return [data]
+    raise ValueError(f"reply holds no rows: {raw[:120]!r}")

@@ -1,0 +1,119 @@
+"""The prompt rewrite agent.
+
+A typed signature, as in DSPy's instruction proposal: the current instruction, the error
+regions with their figures and what past iterations did go in; an improved instruction and the
+regions to focus on come out. A reply that fails validation is replaced by a deterministic
+rewrite, and the fallback is recorded with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel, Field
+
+from synthloop.agents.prompts import INITIAL_INSTRUCTION, PromptVersion
+from synthloop.errors import LLMError
+from synthloop.llm import LLMClient, chat
+from synthloop.tools.error_analysis import Region
+
+SYSTEM = (
+    "You improve the instruction given to a data generator. The generator writes synthetic "
+    "table rows that are added to a model's training data. Rewrite the instruction so the "
+    "generator targets the regions where the model is wrong, keeps to the schema and rules, and "
+    "avoids what made past batches fail. Reply with JSON: "
+    '{"instruction": "...", "focus": ["r1", ...]}.'
+)
+
+
+class RewriteReply(BaseModel):
+    instruction: str = Field(description="The new instruction for the generator.")
+    focus: list[str] = Field(description="Ids of the regions to generate rows for.")
+
+
+def rewrite_request(current: PromptVersion, regions: list[Region], history: list[dict]) -> str:
+    lines = ["Current instruction:", current.text, "", "Regions where the model is wrong:"]
+    lines += [f"- {r.describe()}" for r in regions]
+    if history:
+        lines += ["", "Past iterations:"]
+        for h in history[-4:]:
+            verdict = "kept" if h.get("accepted") else f"rejected ({h.get('reason', '')})"
+            lines.append(
+                f"- iteration {h['iteration']}, prompt v{h.get('prompt_version')}: "
+                f"{h.get('rows_accepted', 0)} rows {verdict}, validation "
+                f"{h.get('validation_metric')}"
+            )
+    lines += ["", "Write the improved instruction and list the region ids to focus on."]
+    return "\n".join(lines)
+
+
+def validate_reply(reply: RewriteReply, current: PromptVersion, regions: list[Region]) -> str | None:
+    """None if the reply is usable, else the reason it is not."""
+    words = reply.instruction.split()
+    if len(words) < 8:
+        return f"instruction too short ({len(words)} words)"
+    if len(reply.instruction) > 2000:
+        return f"instruction too long ({len(reply.instruction)} characters)"
+    if reply.instruction.strip() == current.text.strip():
+        return "instruction unchanged"
+    ids = {r.id for r in regions}
+    if not any(f in ids for f in reply.focus):
+        return f"focus {reply.focus} names none of the regions {sorted(ids)}"
+    return None
+
+
+def fallback_instruction(regions: list[Region], history: list[dict]) -> str:
+    parts = [INITIAL_INSTRUCTION]
+    for r in regions:
+        rec = "" if r.recall is None else f" (the model's recall there is {r.recall:.2f})"
+        parts.append(f"Write rows of class '{r.label}' where {r.rule}{rec}.")
+    last = next((h for h in reversed(history) if not h.get("accepted")), None)
+    if last is not None:
+        parts.append(f"The last rejected batch failed because: {last.get('reason', 'unknown')}; "
+                     "stay closer to the examples' value ranges.")
+    return " ".join(parts)
+
+
+def rewrite_prompt(
+    client: LLMClient | None,
+    current: PromptVersion,
+    regions: list[Region],
+    history: list[dict],
+    *,
+    iteration: int,
+    temperature: float,
+    seed: int,
+    max_tokens: int = 320,
+) -> tuple[PromptVersion, dict | None]:
+    """The next prompt version and, when the fallback was used, an event saying why."""
+    event = None
+    reply = None
+    if client is not None:
+        try:
+            reply = client.structured(
+                chat(SYSTEM, rewrite_request(current, regions, history)), RewriteReply,
+                node="rewrite", temperature=temperature, max_tokens=max_tokens, seed=seed,
+            )
+            reason = validate_reply(reply, current, regions)
+        except LLMError as exc:
+            reason = str(exc)
+        if reason is not None:
+            event = {"kind": "fallback", "node": "rewrite", "iteration": iteration,
+                     "reason": reason[:500]}
+            reply = None
+    if reply is None:
+        text = fallback_instruction(regions, history)
+        focus = [r for r in regions]
+        author = "fallback"
+    else:
+        text = reply.instruction.strip()
+        wanted = set(reply.focus)
+        focus = [r for r in regions if r.id in wanted]
+        author = "llm"
+    version = PromptVersion(
+        id=current.id, version=current.version + 1, parent=current.version,
+        model=client.model_id if client is not None else "none", temperature=temperature,
+        text=text, focus_regions=[json.loads(r.model_dump_json()) for r in focus],
+        author=author, iteration=iteration,
+    ).with_hash()
+    return version, event

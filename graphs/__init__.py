@@ -1,0 +1,1 @@
+"""synthloop.graphs: the LangGraph state, nodes and the loop graph."""

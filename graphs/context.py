@@ -1,0 +1,53 @@
+"""What nodes need besides the state: the spec, the run store, the LLM client, the registry.
+
+Nothing here is checkpointed; everything is either configuration or derived from files in the
+run store, so a resumed process rebuilds the same context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import pandas as pd
+
+from synthloop.data import TableSchema
+from synthloop.llm import LLMClient
+from synthloop.spec import LoopSpec
+from synthloop.store import RunStore
+
+TRAIN = "data/real_train.parquet"
+VALIDATION = "data/real_validation.parquet"
+HOLDOUT = "data/real_holdout.parquet"
+SCHEMA = "schema.json"
+LEAKAGE = "data/leakage_index.joblib"
+SYNTHETIC = "data/synthetic.parquet"
+
+
+@dataclass
+class LoopContext:
+    spec: LoopSpec
+    store: RunStore
+    client: LLMClient | None
+    registry: Any = None
+    _frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    @cached_property
+    def schema(self) -> TableSchema:
+        return TableSchema.model_validate(self.store.read_json(SCHEMA))
+
+    def frame(self, rel: str) -> pd.DataFrame:
+        if rel == HOLDOUT:
+            raise PermissionError("the holdout is read by the report node only")
+        if rel not in self._frames:
+            self._frames[rel] = self.store.read_frame(rel)
+        return self._frames[rel]
+
+    def holdout_for_report(self) -> pd.DataFrame:
+        return self.store.read_frame(HOLDOUT)
+
+    def synthetic(self, paths: list[str]) -> pd.DataFrame | None:
+        if not paths:
+            return None
+        return pd.concat([self.frame(p) for p in paths], ignore_index=True)

@@ -1,0 +1,83 @@
+"""The loop graph: one builder, an injected checkpointer, a recursion limit from the budget.
+
+    prepare → train → evaluate → analyse → decide ─┬─> report → END
+                                   ↑               └─> rewrite → generate → validate
+                                   └── accept ← blend ← curate ←──────────────┘
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, StateGraph
+
+from synthloop.graphs import nodes
+from synthloop.graphs.context import LoopContext
+from synthloop.graphs.state import LoopState
+
+log = logging.getLogger(__name__)
+
+NODES: list[tuple[str, Callable]] = [
+    ("prepare", nodes.prepare),
+    ("train", nodes.train),
+    ("evaluate", nodes.evaluate),
+    ("analyse", nodes.analyse),
+    ("decide", nodes.decide),
+    ("rewrite", nodes.rewrite),
+    ("generate", nodes.generate),
+    ("validate", nodes.validate),
+    ("curate", nodes.curate_node),
+    ("blend", nodes.blend),
+    ("accept", nodes.accept),
+    ("report", nodes.report),
+]
+NODES_PER_ITERATION = 8
+
+
+def _timed(name: str, fn: Callable, ctx: LoopContext) -> Callable[[LoopState], dict]:
+    @functools.wraps(fn)
+    def run(state: LoopState) -> dict:
+        start = time.perf_counter()
+        update = fn(state, ctx) or {}
+        k = update.get("iteration", state.get("iteration", 0))
+        timing = {"node": name, "iteration": k, "seconds": round(time.perf_counter() - start, 4)}
+        return {**update, "timings": [timing]}
+
+    return run
+
+
+def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver | None = None):
+    """The compiled loop graph for ``ctx``; pass a checkpointer to make it resumable."""
+    g = StateGraph(LoopState)
+    for name, fn in NODES:
+        g.add_node(name, _timed(name, fn, ctx))
+    g.add_edge(START, "prepare")
+    for a, b in [("prepare", "train"), ("train", "evaluate"), ("evaluate", "analyse"),
+                 ("analyse", "decide"), ("rewrite", "generate"), ("generate", "validate"),
+                 ("validate", "curate"), ("curate", "blend"), ("blend", "accept"),
+                 ("accept", "analyse")]:
+        g.add_edge(a, b)
+    g.add_conditional_edges("decide", nodes.route_after_decide,
+                            {"report": "report", "rewrite": "rewrite"})
+    g.add_edge("report", END)
+    return g.compile(checkpointer=checkpointer if checkpointer is not None else InMemorySaver())
+
+
+def recursion_limit(max_iterations: int) -> int:
+    return NODES_PER_ITERATION * (max_iterations + 1) + 16
+
+
+
+
+def stream_loop(graph, run_id: str, max_iterations: int, *, resume: bool) -> Iterator[dict[str, Any]]:
+    """Run (or resume) the graph, yielding ``{node: update}`` after each node."""
+    config = {"configurable": {"thread_id": run_id},
+              "recursion_limit": recursion_limit(max_iterations)}
+    inputs = None if resume else {"run_id": run_id}
+    yield from graph.stream(inputs, config=config, stream_mode="updates")

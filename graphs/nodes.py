@@ -1,0 +1,406 @@
+"""The loop's nodes. Each is ``node(state, ctx) -> partial update``.
+
+Nodes read frames and models from the run store and write new ones under names that carry the
+iteration, so re-running a node after a crash overwrites its own output and never appends.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from sklearn.feature_selection import mutual_info_classif
+
+from synthloop.agents.generator import generate_batch
+from synthloop.agents.prompts import INITIAL_INSTRUCTION, PromptVersion
+from synthloop.agents.rewriter import rewrite_prompt
+from synthloop.data import conform, infer_schema, load_table, split_real
+from synthloop.evals.classification import PRIMARY_METRICS, score_all
+from synthloop.graphs.context import (
+    HOLDOUT, LEAKAGE, SCHEMA, SYNTHETIC, TRAIN, VALIDATION, LoopContext,
+)
+from synthloop.graphs.state import LoopState
+from synthloop.store import frame_sha256
+from synthloop.tools.constraints import check_columns, parse_rule
+from synthloop.tools.curation import blend_cap, confidence_floors, curate, training_frame
+from synthloop.tools.error_analysis import Region, analysis_threshold, find_regions
+from synthloop.tools.noise import inject_noise
+from synthloop.tools.training import TabularModel, make_estimator, out_of_fold_proba
+from synthloop.tools.validation import FeatureSpace, LeakageIndex, validate_batch
+
+log = logging.getLogger(__name__)
+
+
+# -- helpers ------------------------------------------------------------------------------
+def primary_metric(ctx: LoopContext, y, proba) -> float:
+    m = ctx.spec.metric
+    return round(PRIMARY_METRICS[m.name].compute(
+        y, proba, ctx.schema.classes, ctx.schema.positive_class, threshold=m.threshold,
+        precision=m.precision), 6)
+
+
+def fit(ctx: LoopContext, synthetic_paths: list[str], extra: pd.DataFrame | None = None):
+    syn = ctx.synthetic(synthetic_paths)
+    if extra is not None and not extra.empty:
+        syn = extra if syn is None else pd.concat([syn, extra], ignore_index=True)
+    X, w = training_frame(ctx.frame(TRAIN), syn, ctx.schema, ctx.spec.blend.synthetic_weight)
+    est = make_estimator(ctx.spec.model, ctx.spec.seed, ctx.registry)
+    return TabularModel(est, ctx.schema).fit(X, sample_weight=w)
+
+
+def validation_score(ctx: LoopContext, model) -> float:
+    val = ctx.frame(VALIDATION)
+    return primary_metric(ctx, val[ctx.schema.target].to_numpy(), model.predict_proba(val))
+
+
+def batch_path(iteration: int, stage: str) -> str:
+    return f"data/batches/iter_{iteration:03d}_{stage}.parquet"
+
+
+# -- nodes --------------------------------------------------------------------------------
+def prepare(state: LoopState, ctx: LoopContext) -> dict:
+    spec = ctx.spec
+    df = load_table(spec.resolved_source())
+    schema = infer_schema(df, spec)
+    for rule in spec.rules:
+        check_columns(parse_rule(rule), schema.feature_names())
+    df = conform(df[[*schema.feature_names(), schema.target]], schema)
+    train, val, holdout = split_real(df, spec, schema)
+    ctx.store.write_json(SCHEMA, schema.model_dump())
+    ctx.store.write_frame(TRAIN, train)
+    ctx.store.write_frame(VALIDATION, val)
+    ctx.store.write_frame(HOLDOUT, holdout)
+    space = FeatureSpace(schema)
+    cols = schema.feature_names()
+    real_features = pd.concat([train[cols], val[cols], holdout[cols]], ignore_index=True)
+    ctx.store.write_model(LEAKAGE, LeakageIndex(space, real_features))
+    ranked = _rank_columns(train, schema, spec.seed)
+    prompt = PromptVersion(
+        id=f"{spec.name}-gen", version=1, model=ctx.client.model_id if ctx.client else "none",
+        temperature=spec.generator.temperature, text=INITIAL_INSTRUCTION,
+    ).with_hash()
+    ctx.store.write_yaml(prompt.filename, prompt.model_dump())
+    return {
+        "status": "running", "iteration": 0, "classes": schema.classes,
+        "positive": schema.positive_class, "n_train": len(train), "n_validation": len(val),
+        "n_holdout": len(holdout), "ranked_columns": ranked, "synthetic_batches": [],
+        "synthetic_rows": 0, "tokens_used": 0, "no_improvement": 0, "stop_reason": None,
+        "prompt": {**prompt.model_dump(), "path": prompt.filename},
+    }
+
+
+def _rank_columns(train: pd.DataFrame, schema, seed: int) -> list[str]:
+    cols = [c for c in schema.columns if c.type != "text"]
+    X = np.column_stack([
+        pd.to_numeric(train[c.name], errors="coerce").fillna(-1).to_numpy()
+        if c.type in ("float", "int") else
+        pd.factorize(train[c.name].astype(str))[0]
+        for c in cols
+    ])
+    mi = mutual_info_classif(X, train[schema.target].astype(str),
+                             discrete_features=[c.type not in ("float", "int") for c in cols],
+                             random_state=seed)
+    order = np.argsort(-mi, kind="stable")
+    return [cols[i].name for i in order]
+
+
+def train(state: LoopState, ctx: LoopContext) -> dict:
+    model = fit(ctx, [])
+    path = ctx.store.write_model("models/baseline.joblib", model)
+    return {"baseline_model": path, "current_model": path}
+
+
+def evaluate(state: LoopState, ctx: LoopContext) -> dict:
+    score = validation_score(ctx, ctx.store.read_model(state["current_model"]))
+    return {"baseline_validation": score, "best_validation": score}
+
+
+def analyse(state: LoopState, ctx: LoopContext) -> dict:
+    spec, schema = ctx.spec, ctx.schema
+    model = ctx.store.read_model(state["current_model"])
+    val = ctx.frame(VALIDATION)
+    val_proba = model.predict_proba(val)
+    tr = ctx.frame(TRAIN)
+    est = make_estimator(spec.model, spec.seed, ctx.registry)
+    oof = out_of_fold_proba(est, schema, tr, spec.seed)
+    rows = pd.concat([val, tr], ignore_index=True)
+    proba = np.vstack([val_proba, oof])
+    pos = schema.classes.index(schema.positive_class)
+    y_pos = rows[schema.target].astype(str).to_numpy() == schema.positive_class
+    thr = analysis_threshold(proba[:, pos], y_pos, spec.metric.threshold,
+                             PRIMARY_METRICS[spec.metric.name].needs_threshold)
+    regions, summary = find_regions(
+        rows, proba, schema, threshold=thr, margin=spec.analysis.low_confidence_margin,
+        max_regions=spec.analysis.max_regions, max_depth=spec.analysis.max_depth,
+        min_support=spec.analysis.min_support, seed=spec.seed,
+    )
+    floors = confidence_floors(tr[schema.target].astype(str).to_numpy(), oof, schema.classes,
+                               spec.curation.confidence_percentile)
+    k = state.get("iteration", 0)
+    ctx.store.write_json(f"analysis/iter_{k:03d}.json",
+                         {"summary": summary, "regions": [r.model_dump() for r in regions]})
+    return {"regions": [r.model_dump() for r in regions], "analysis": summary,
+            "confidence_floors": floors}
+
+
+def decide(state: LoopState, ctx: LoopContext) -> dict:
+    b, m = ctx.spec.budget, ctx.spec.metric
+    elapsed = sum(t["seconds"] for t in state.get("timings", []))
+    reason = None
+    if m.target is not None and state["best_validation"] >= m.target:
+        reason = "target_reached"
+    elif state.get("iteration", 0) >= b.max_iterations:
+        reason = "max_iterations"
+    elif state.get("no_improvement", 0) >= b.patience:
+        reason = "no_improvement"
+    elif b.max_llm_tokens is not None and state.get("tokens_used", 0) >= b.max_llm_tokens:
+        reason = "token_budget"
+    elif b.max_wall_seconds is not None and elapsed >= b.max_wall_seconds:
+        reason = "wall_clock"
+    elif not state.get("regions"):
+        reason = "no_errors"
+    return {"stop_reason": reason}
+
+
+def route_after_decide(state: LoopState) -> str:
+    return "report" if state.get("stop_reason") else "rewrite"
+
+
+def rewrite(state: LoopState, ctx: LoopContext) -> dict:
+    k = state.get("iteration", 0) + 1
+    current = PromptVersion.model_validate(
+        {key: v for key, v in state["prompt"].items() if key != "path"})
+    regions = [Region.model_validate(r) for r in state["regions"]]
+    new, event = rewrite_prompt(
+        ctx.client, current, regions, state.get("iterations", []), iteration=k,
+        temperature=ctx.spec.generator.temperature,
+        seed=ctx.spec.seed * 1000 + k,
+    )
+    ctx.store.write_yaml(new.filename, new.model_dump())
+    usage = ctx.client.take_usage("rewrite") if ctx.client else {}
+    return {
+        "iteration": k,
+        "prompt": {**new.model_dump(), "path": new.filename},
+        "events": [event] if event else [],
+        "usage": [{"node": "rewrite", "iteration": k, **usage}],
+        "tokens_used": state.get("tokens_used", 0) + usage.get("tokens", 0),
+        "batch": {},
+    }
+
+
+def generate(state: LoopState, ctx: LoopContext) -> dict:
+    k, g = state["iteration"], ctx.spec.generator
+    prompt = PromptVersion.model_validate(
+        {key: v for key, v in state["prompt"].items() if key != "path"})
+    regions = [Region.model_validate(r) for r in prompt.focus_regions] or \
+        [Region.model_validate(r) for r in state["regions"]]
+    batch, stats = generate_batch(
+        ctx.client, prompt, regions, ctx.frame(TRAIN), ctx.schema, ctx.spec.rules,
+        n_rows=ctx.spec.budget.rows_per_iteration, rows_per_call=g.rows_per_call,
+        few_shot=g.few_shot, temperature=g.temperature, max_tokens=g.max_tokens_per_call,
+        columns_per_row=g.columns_per_row, ranked_columns=state["ranked_columns"],
+        run_id=state["run_id"], iteration=k, seed=ctx.spec.seed,
+    )
+    path = ctx.store.write_frame(batch_path(k, "generated"), batch)
+    usage = ctx.client.take_usage("generate")
+    events = []
+    if stats["llm_failures"]:
+        events.append({"kind": "llm_failure", "node": "generate", "iteration": k,
+                       "count": stats["llm_failures"], "reason": stats["failure_reasons"][:3]})
+    return {
+        "batch": {"generated": path, "stats": {k2: v for k2, v in stats.items()
+                                                if k2 != "failure_reasons"}},
+        "events": events,
+        "usage": [{"node": "generate", "iteration": k, **usage}],
+        "tokens_used": state.get("tokens_used", 0) + usage.get("tokens", 0),
+    }
+
+
+def validate(state: LoopState, ctx: LoopContext) -> dict:
+    k = state["iteration"]
+    batch = ctx.frame(state["batch"]["generated"])
+    space = FeatureSpace(ctx.schema)
+    leakage = ctx.store.read_model(LEAKAGE)
+    previous = ctx.synthetic(state.get("synthetic_batches", []))
+    valid, rejected, counts = validate_batch(
+        batch, ctx.schema, ctx.spec.rules, leakage, previous,
+        ctx.spec.curation.near_duplicate_distance, space,
+    )
+    over = counts.get("violation_rate", 0) > ctx.spec.curation.max_violation_rate
+    info = {
+        **state["batch"],
+        "valid": ctx.store.write_frame(batch_path(k, "valid"), valid),
+        "rejected": ctx.store.write_frame(batch_path(k, "rejected"), rejected),
+        "checks": counts,
+    }
+    if over:
+        info["blocked"] = (f"violation rate {counts['violation_rate']:.2f} over "
+                           f"{ctx.spec.curation.max_violation_rate:.2f}")
+    elif valid.empty:
+        info["blocked"] = "no row passed validation"
+    return {"batch": info}
+
+
+def curate_node(state: LoopState, ctx: LoopContext) -> dict:
+    k = state["iteration"]
+    info = dict(state["batch"])
+    valid = ctx.frame(info["valid"])
+    if valid.empty or info.get("blocked"):
+        info["curated"] = ctx.store.write_frame(batch_path(k, "curated"), valid)
+        info["checks"] = {**info["checks"], "low_confidence": 0}
+        return {"batch": info}
+    model = ctx.store.read_model(state["current_model"])
+    keep, conf = curate(valid, model.predict_proba(valid), ctx.schema, state["confidence_floors"])
+    curated = valid.assign(_sl_confidence=np.round(conf, 6))
+    dropped = curated.loc[~keep].assign(_sl_reject="low confidence in its label")
+    rejected = pd.concat([ctx.frame(info["rejected"]), dropped], ignore_index=True)
+    info["rejected"] = ctx.store.write_frame(batch_path(k, "rejected"), rejected)
+    ctx._frames.pop(info["rejected"], None)
+    info["curated"] = ctx.store.write_frame(batch_path(k, "curated"), curated.loc[keep])
+    info["checks"] = {**info["checks"], "low_confidence": int((~keep).sum())}
+    if not keep.any():
+        info["blocked"] = "curation removed every row"
+    return {"batch": info}
+
+
+def blend(state: LoopState, ctx: LoopContext) -> dict:
+    k = state["iteration"]
+    info = dict(state["batch"])
+    cur = ctx.frame(info["curated"])
+    schema = ctx.schema
+    if cur.empty:
+        info["candidate"] = ctx.store.write_frame(batch_path(k, "candidate"), cur)
+        info["checks"] = {**info["checks"], "over_cap": 0}
+        return {"batch": info}
+    tr = ctx.frame(TRAIN)
+    syn = ctx.synthetic(state.get("synthetic_batches", []))
+    syn_counts = {} if syn is None else syn[schema.target].astype(str).value_counts().to_dict()
+    keep = blend_cap(
+        cur, cur["_sl_confidence"].to_numpy(), schema, n_real=len(tr),
+        class_counts=tr[schema.target].astype(str).value_counts().to_dict(),
+        n_synthetic_before=0 if syn is None else len(syn), synthetic_counts=syn_counts,
+        max_share=ctx.spec.budget.max_synthetic_share, balance=ctx.spec.blend.balance,
+    )
+    noise = ctx.spec.generator.noise
+    cand, noise_counts = inject_noise(cur.loc[keep].reset_index(drop=True), schema,
+                                      noise.typo_rate, noise.missing_rate, ctx.spec.seed + k)
+    cand["_sl_weight"] = ctx.spec.blend.synthetic_weight
+    info["candidate"] = ctx.store.write_frame(batch_path(k, "candidate"), cand)
+    info["checks"] = {**info["checks"], "over_cap": int((~keep).sum()), **noise_counts}
+    if cand.empty and not info.get("blocked"):
+        info["blocked"] = "the synthetic-share cap is reached"
+    return {"batch": info}
+
+
+def accept(state: LoopState, ctx: LoopContext) -> dict:
+    k = state["iteration"]
+    info = state["batch"]
+    cand = ctx.frame(info["candidate"])
+    stats = info.get("stats", {})
+    checks = info.get("checks", {})
+    best = state["best_validation"]
+    score = None
+    reason = info.get("blocked")
+    accepted = False
+    update: dict = {}
+    if reason is None:
+        model = fit(ctx, state.get("synthetic_batches", []), extra=cand)
+        score = validation_score(ctx, model)
+        if score >= best - 1e-12:
+            accepted = True
+            reason = "validation did not drop"
+            path = ctx.store.write_model(f"models/iter_{k:03d}.joblib", model)
+            batches = [*state.get("synthetic_batches", []), info["candidate"]]
+            syn = ctx.synthetic(batches)
+            ctx.store.write_frame(SYNTHETIC, syn)
+            update.update(current_model=path, synthetic_batches=batches,
+                          synthetic_rows=len(syn), synthetic_sha256=frame_sha256(syn),
+                          best_validation=max(best, score))
+        else:
+            reason = f"validation dropped from {best:.4f} to {score:.4f}"
+    improved = accepted and score is not None and score > best + ctx.spec.budget.min_improvement
+    n_generated = int(checks.get("generated", 0))
+    n_accepted = int(len(cand)) if accepted else 0
+    tokens = sum(u.get("tokens", 0) for u in state.get("usage", []) if u.get("iteration") == k)
+    seconds = sum(t["seconds"] for t in state.get("timings", []) if t.get("iteration") == k)
+    record = {
+        "iteration": k,
+        "prompt_version": state["prompt"]["version"],
+        "prompt_author": state["prompt"].get("author"),
+        "prompt_sha256": state["prompt"].get("sha256"),
+        "focus_regions": [r["rule"] for r in state["prompt"].get("focus_regions", [])],
+        "rows_generated": n_generated,
+        "rows_rejected": n_generated - n_accepted,
+        "rows_accepted": n_accepted,
+        "validation_metric": score,
+        "best_validation": update.get("best_validation", best),
+        "accepted": accepted,
+        "reason": reason,
+        "llm_calls": stats.get("calls", 0),
+        "llm_failures": stats.get("llm_failures", 0),
+        "checks": checks,
+        "tokens": tokens,
+        "seconds": round(seconds, 2),
+    }
+    ctx.store.write_json(f"iterations/iter_{k:03d}.json", record)
+    return {**update, "iterations": [record],
+            "no_improvement": 0 if improved else state.get("no_improvement", 0) + 1}
+
+
+def report(state: LoopState, ctx: LoopContext) -> dict:
+    """The only node that reads the holdout."""
+    schema, spec = ctx.schema, ctx.spec
+    holdout = ctx.holdout_for_report()
+    y = holdout[schema.target].to_numpy()
+    base = ctx.store.read_model(state["baseline_model"])
+    final = ctx.store.read_model(state["current_model"])
+    pb, pf = base.predict_proba(holdout), final.predict_proba(holdout)
+    base_h, final_h = primary_metric(ctx, y, pb), primary_metric(ctx, y, pf)
+    final_val = state.get("best_validation", state["baseline_validation"])
+    kw = {"threshold": spec.metric.threshold, "precision": spec.metric.precision}
+    syn = ctx.synthetic(state.get("synthetic_batches", []))
+    if syn is None:
+        syn = pd.DataFrame()
+    ctx.store.write_frame(SYNTHETIC, syn)
+    ctx.store.write_model("models/final.joblib", final)
+    usage_by_node: dict[str, dict] = {}
+    for u in state.get("usage", []):
+        agg = usage_by_node.setdefault(u["node"], {"calls": 0, "cached_calls": 0, "tokens": 0,
+                                                   "retries": 0, "failures": 0})
+        for key in agg:
+            agg[key] += u.get(key, 0)
+    seconds_by_node: dict[str, float] = {}
+    for t in state.get("timings", []):
+        seconds_by_node[t["node"]] = round(seconds_by_node.get(t["node"], 0) + t["seconds"], 3)
+    events = state.get("events", [])
+    summary = {
+        "run_id": state["run_id"],
+        "status": "finished",
+        "stop_reason": state.get("stop_reason"),
+        "metric": spec.metric.name,
+        "positive_class": schema.positive_class,
+        "baseline": {"validation": state["baseline_validation"], "holdout": base_h},
+        "final": {"validation": final_val, "holdout": final_h},
+        "lift": {"validation": round(final_val - state["baseline_validation"], 6),
+                 "holdout": round(final_h - base_h, 6)},
+        "holdout_all_metrics": {
+            "baseline": score_all(y, pb, schema.classes, schema.positive_class, **kw),
+            "final": score_all(y, pf, schema.classes, schema.positive_class, **kw),
+        },
+        "iterations": state.get("iterations", []),
+        "synthetic_rows": int(len(syn)),
+        "synthetic_sha256": frame_sha256(syn),
+        "total_tokens": int(state.get("tokens_used", 0)),
+        "llm": ctx.client.model_id if ctx.client else None,
+        "usage_by_node": usage_by_node,
+        "seconds_by_node": seconds_by_node,
+        "fallbacks": sum(1 for e in events if e.get("kind") == "fallback"),
+        "llm_failures": sum(e.get("count", 0) for e in events if e.get("kind") == "llm_failure"),
+        "events": events,
+        "wall_seconds": round(sum(t["seconds"] for t in state.get("timings", [])), 2),
+        "split": {"train": state["n_train"], "validation": state["n_validation"],
+                  "holdout": state["n_holdout"]},
+    }
+    ctx.store.write_json("summary.json", summary)
+    return {"status": "finished", "synthetic_sha256": summary["synthetic_sha256"]}

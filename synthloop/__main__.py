@@ -1,0 +1,3 @@
+from synthloop.cli import main
+
+main()

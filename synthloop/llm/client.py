@@ -1,0 +1,278 @@
+"""One way to call any LLM: LangChain chat models behind retries, a response cache and meters.
+
+``make_chat_model(uri)`` turns an LLM URI into a LangChain chat model:
+
+- ``embedded`` or ``embedded:/path/model.gguf``: llama-cpp-python in-process (the default);
+- ``openai:MODEL`` or ``openai:MODEL@BASE_URL``: any OpenAI-compatible endpoint (OpenAI, vLLM,
+  Ollama, llama.cpp server); the key comes from ``OPENAI_API_KEY`` (a local server accepts any);
+- anything else with a ``provider:model`` shape goes to LangChain's ``init_chat_model``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from pydantic import BaseModel, ValidationError
+from tenacity import (
+    RetryCallState,
+    retry,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from synthloop.errors import LLMError, LLMOutputError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T", bound=BaseModel)
+
+
+def make_chat_model(uri: str, *, timeout: float = 120.0, seed: int = 0) -> BaseChatModel:
+    uri = (uri or "embedded").strip()
+    if uri == "embedded" or uri.startswith("embedded:"):
+        from synthloop.llm.embedded import ChatEmbeddedLlama
+
+        path = uri.split(":", 1)[1] if ":" in uri else None
+        return ChatEmbeddedLlama(model_path=path or None, seed=seed)
+    if uri.startswith("openai:"):
+        from langchain_openai import ChatOpenAI
+
+        rest = uri.removeprefix("openai:")
+        model, _, base_url = rest.partition("@")
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        key = os.environ.get("OPENAI_API_KEY")
+        if not key and not base_url:
+            raise LLMError(
+                "LLM 'openai:...' needs OPENAI_API_KEY in the environment, or a local server "
+                "given as 'openai:MODEL@http://host:port/v1'."
+            )
+        return ChatOpenAI(
+            model=model, base_url=base_url, api_key=key or "not-needed", timeout=timeout,
+            max_retries=0, seed=seed,
+        )
+    if ":" in uri:
+        from langchain.chat_models import init_chat_model
+
+        try:
+            return init_chat_model(uri)
+        except Exception as exc:
+            raise LLMError(f"init_chat_model could not build {uri!r}: {exc}".splitlines()[0]) from None
+    raise LLMError(
+        f"Unknown LLM {uri!r}; use 'embedded', 'openai:MODEL[@BASE_URL]' or 'provider:model'."
+    )
+
+
+def model_id_of(model: BaseChatModel) -> str:
+    mid = getattr(model, "model_id", None)
+    if isinstance(mid, str):
+        return mid
+    name = getattr(model, "model_name", None) or getattr(model, "model", None)
+    return f"{model._llm_type}:{name}" if name else model._llm_type
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, (TimeoutError, ConnectionError)):
+        return True
+    name = type(exc).__name__
+    return name in {
+        "APITimeoutError", "APIConnectionError", "RateLimitError", "InternalServerError",
+        "ServiceUnavailableError", "TimeoutException", "ConnectError", "ReadTimeout",
+    }
+
+
+@dataclass
+class NodeUsage:
+    calls: int = 0
+    cached_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    retries: int = 0
+    failures: int = 0
+    seconds: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["tokens"] = self.tokens
+        d["seconds"] = round(self.seconds, 3)
+        return d
+
+
+@dataclass
+class LLMClient:
+    """Calls a chat model with retries, an on-disk cache and per-node usage counts."""
+
+    model: BaseChatModel
+    cache_dir: Path | None = None
+    max_attempts: int = 3
+    backoff_seconds: float = 1.0
+    usage: dict[str, NodeUsage] = field(default_factory=lambda: defaultdict(NodeUsage))
+
+    @property
+    def model_id(self) -> str:
+        return model_id_of(self.model)
+
+    def take_usage(self, node: str) -> dict[str, Any]:
+        """The counts of ``node`` since the last take (and reset them)."""
+        u = self.usage.pop(node, NodeUsage())
+        return u.as_dict()
+
+    # -- the call -------------------------------------------------------------------------
+    def complete(
+        self,
+        messages: Sequence[BaseMessage],
+        *,
+        node: str,
+        temperature: float = 0.7,
+        max_tokens: int = 512,
+        seed: int = 0,
+        schema: type[BaseModel] | None = None,
+    ) -> str:
+        params: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens, "seed": seed}
+        if schema is not None:
+            params["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema()},
+            }
+        key = self._key(messages, params)
+        meter = self.usage[node]
+        cached = self._cache_get(key)
+        if cached is not None:
+            meter.calls += 1
+            meter.cached_calls += 1
+            meter.input_tokens += cached.get("input_tokens", 0)
+            meter.output_tokens += cached.get("output_tokens", 0)
+            return cached["content"]
+        start = time.perf_counter()
+
+        def _count_retry(state: RetryCallState) -> None:
+            meter.retries += 1
+            log.warning("LLM call failed (%s); retry %d", state.outcome.exception(), meter.retries)
+
+        invoke = retry(
+            retry=retry_if_exception(_is_transient),
+            wait=wait_exponential(multiplier=self.backoff_seconds, max=30),
+            stop=stop_after_attempt(self.max_attempts),
+            before_sleep=_count_retry,
+            reraise=True,
+        )(self.model.invoke)
+        try:
+            reply = invoke(list(messages), **params)
+        except Exception as exc:
+            meter.failures += 1
+            meter.seconds += time.perf_counter() - start
+            raise LLMError(
+                f"LLM call to {self.model_id} failed after {meter.retries + 1} attempt(s): "
+                f"{type(exc).__name__}: {exc}".splitlines()[0]
+            ) from None
+        meter.seconds += time.perf_counter() - start
+        content = reply.content if isinstance(reply.content, str) else json.dumps(reply.content)
+        um = getattr(reply, "usage_metadata", None) or {}
+        rec = {
+            "content": content,
+            "input_tokens": int(um.get("input_tokens", 0)) or _approx_tokens(messages),
+            "output_tokens": int(um.get("output_tokens", 0)) or _approx_tokens(content),
+        }
+        meter.calls += 1
+        meter.input_tokens += rec["input_tokens"]
+        meter.output_tokens += rec["output_tokens"]
+        self._cache_put(key, rec)
+        return content
+
+    def structured(self, messages: Sequence[BaseMessage], schema: type[T], **kw: Any) -> T:
+        """Call and parse into ``schema``; a reply that does not fit raises LLMOutputError."""
+        raw = self.complete(messages, schema=schema, **kw)
+        return parse_reply(raw, schema)
+
+    # -- cache ----------------------------------------------------------------------------
+    def _key(self, messages: Sequence[BaseMessage], params: dict[str, Any]) -> str:
+        payload = {
+            "model": self.model_id,
+            "messages": [[m.type, m.content] for m in messages],
+            "params": params,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+    def _cache_path(self, key: str) -> Path | None:
+        return None if self.cache_dir is None else Path(self.cache_dir) / key[:2] / f"{key}.json"
+
+    def _cache_get(self, key: str) -> dict | None:
+        p = self._cache_path(key)
+        if p is None or not p.is_file():
+            return None
+        try:
+            return json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def _cache_put(self, key: str, rec: dict) -> None:
+        p = self._cache_path(key)
+        if p is None:
+            return
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(rec, fh)
+        os.replace(tmp, p)
+
+
+def _approx_tokens(x: Any) -> int:
+    if isinstance(x, str):
+        return max(1, len(x) // 4)
+    return sum(max(1, len(str(m.content)) // 4) for m in x)
+
+
+_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.MULTILINE)
+
+
+def extract_json(raw: str) -> Any:
+    text = _FENCE.sub("", raw.strip())
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    start = min((i for i in (text.find("{"), text.find("[")) if i >= 0), default=-1)
+    if start >= 0:
+        for end in range(len(text), start, -1):
+            if text[end - 1] in "}]":
+                try:
+                    return json.loads(text[start:end])
+                except json.JSONDecodeError:
+                    continue
+    raise ValueError("no JSON value found")
+
+
+def parse_reply(raw: str, schema: type[T]) -> T:
+    fields = list(schema.model_fields)
+    try:
+        data = extract_json(raw)
+    except ValueError:
+        raise LLMOutputError("The LLM reply is not JSON", raw, fields) from None
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        raise LLMOutputError(
+            f"The LLM reply does not fit {schema.__name__} ({where}: {first['msg']})", raw, fields
+        ) from None
+
+
+def chat(system: str, user: str) -> list[BaseMessage]:
+    return [SystemMessage(content=system), HumanMessage(content=user)]

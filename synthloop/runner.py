@@ -1,0 +1,100 @@
+"""Starting and resuming loops: the library entry points the CLI calls."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models.chat_models import BaseChatModel
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from synthloop.errors import RunStoreError, SynthloopError
+from synthloop.graphs.context import LoopContext
+from synthloop.graphs.loop import build_graph, stream_loop
+from synthloop.llm import LLMClient, make_chat_model
+from synthloop.spec import LoopSpec, dump_spec, load_spec
+from synthloop.store import SPEC_FILE, SUMMARY_FILE, RunStore, new_run_id
+from synthloop.tools.registry import load_registry
+
+log = logging.getLogger(__name__)
+OnUpdate = Callable[[str, dict[str, Any]], None]
+
+
+def default_cache_dir(runs_dir: str | Path) -> Path | None:
+    env = os.environ.get("SYNTHLOOP_LLM_CACHE")
+    if env == "off":
+        return None
+    return Path(env) if env else Path(runs_dir) / ".llm_cache"
+
+
+def _client(spec: LoopSpec, chat_model: BaseChatModel | None, cache_dir: Path | None) -> LLMClient:
+    model = chat_model or make_chat_model(spec.llm, seed=spec.seed)
+    return LLMClient(model=model, cache_dir=cache_dir)
+
+
+def create_run(spec: LoopSpec, runs_dir: str | Path, run_id: str | None = None) -> RunStore:
+    run_id = run_id or new_run_id(spec.name)
+    store = RunStore(Path(runs_dir) / run_id)
+    if store.exists(SPEC_FILE):
+        raise RunStoreError(f"Run '{run_id}' already exists in '{runs_dir}'; pick another id.")
+    store.write_text(SPEC_FILE, dump_spec(spec))
+    return store
+
+
+def execute(store: RunStore, spec: LoopSpec, *, resume: bool,
+            chat_model: BaseChatModel | None = None, cache_dir: Path | None = None,
+            on_update: OnUpdate | None = None, checkpointer=None) -> dict[str, Any]:
+    ctx = LoopContext(spec=spec, store=store, client=_client(spec, chat_model, cache_dir),
+                      registry=load_registry())
+    conn = None
+    if checkpointer is None:
+        conn = sqlite3.connect(str(store.checkpoint_path), check_same_thread=False)
+        checkpointer = SqliteSaver(conn)
+    try:
+        graph = build_graph(ctx, checkpointer)
+        if resume:
+            snap = graph.get_state({"configurable": {"thread_id": store.run_id}})
+            if not snap.next:
+                if store.exists(SUMMARY_FILE):
+                    return store.read_json(SUMMARY_FILE)
+                resume = False  # killed before the first checkpoint: start over
+        for update in stream_loop(graph, store.run_id, spec.budget.max_iterations, resume=resume):
+            for node, payload in update.items():
+                if on_update is not None and isinstance(payload, dict):
+                    on_update(node, payload)
+    finally:
+        if conn is not None:
+            conn.close()
+    if not store.exists(SUMMARY_FILE):
+        raise SynthloopError(f"Run '{store.run_id}' stopped before its report; "
+                             f"resume it with: synthloop resume {store.run_id}")
+    return store.read_json(SUMMARY_FILE)
+
+
+def run_loop(spec: LoopSpec | str | Path, runs_dir: str | Path = "runs", *,
+             chat_model: BaseChatModel | None = None, run_id: str | None = None,
+             cache_dir: Path | None | str = "default", on_update: OnUpdate | None = None,
+             checkpointer=None) -> dict[str, Any]:
+    """Run a loop to its end and return its summary (also in ``runs/<run_id>/summary.json``)."""
+    if not isinstance(spec, LoopSpec):
+        spec = load_spec(spec)
+    store = create_run(spec, runs_dir, run_id)
+    cache = default_cache_dir(runs_dir) if cache_dir == "default" else cache_dir
+    return execute(store, spec, resume=False, chat_model=chat_model,
+                   cache_dir=Path(cache) if cache else None, on_update=on_update,
+                   checkpointer=checkpointer)
+
+
+def resume_run(run_id: str, runs_dir: str | Path = "runs", *,
+               chat_model: BaseChatModel | None = None, cache_dir: Path | None | str = "default",
+               on_update: OnUpdate | None = None) -> dict[str, Any]:
+    """Continue a stopped run from its last checkpoint; finished iterations are not redone."""
+    store = RunStore.open(runs_dir, run_id)
+    spec = load_spec(store.root / SPEC_FILE)
+    cache = default_cache_dir(runs_dir) if cache_dir == "default" else cache_dir
+    return execute(store, spec, resume=True, chat_model=chat_model,
+                   cache_dir=Path(cache) if cache else None, on_update=on_update)

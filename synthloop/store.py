@@ -1,0 +1,125 @@
+"""The run store: everything a run makes, under ``runs/<run_id>/``.
+
+Graph state holds paths into this folder, never frames or models. Every write is atomic
+(a temporary file renamed into place), so a run killed at any point leaves no half-written file,
+and every file a node writes is named by iteration, so re-running a node overwrites rather than
+appends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pandas as pd
+import yaml
+
+from synthloop.errors import RunStoreError
+
+SPEC_FILE = "spec.yaml"
+SUMMARY_FILE = "summary.json"
+CHECKPOINT_FILE = "checkpoint.sqlite"
+
+
+def new_run_id(name: str) -> str:
+    return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+class RunStore:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    @classmethod
+    def open(cls, runs_dir: str | Path, run_id: str) -> RunStore:
+        root = Path(runs_dir) / run_id
+        if not (root / SPEC_FILE).is_file():
+            known = sorted(p.name for p in Path(runs_dir).glob("*") if (p / SPEC_FILE).is_file())
+            hint = f" Known runs: {', '.join(known[-5:])}." if known else ""
+            raise RunStoreError(f"No run '{run_id}' in '{runs_dir}'.{hint}")
+        return cls(root)
+
+    @property
+    def run_id(self) -> str:
+        return self.root.name
+
+    def path(self, rel: str) -> Path:
+        p = self.root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path(CHECKPOINT_FILE)
+
+    # -- atomic writes --------------------------------------------------------------------
+    def _atomic(self, rel: str, write) -> str:
+        target = self.path(rel)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+        os.close(fd)
+        try:
+            write(tmp)
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return rel
+
+    def write_text(self, rel: str, text: str) -> str:
+        return self._atomic(rel, lambda t: Path(t).write_text(text))
+
+    def write_json(self, rel: str, obj: Any) -> str:
+        return self.write_text(rel, json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+    def write_yaml(self, rel: str, obj: Any) -> str:
+        return self.write_text(rel, yaml.safe_dump(obj, sort_keys=False, allow_unicode=True))
+
+    def write_frame(self, rel: str, df: pd.DataFrame) -> str:
+        return self._atomic(rel, lambda t: df.to_parquet(t, index=False))
+
+    def write_model(self, rel: str, model: Any) -> str:
+        return self._atomic(rel, lambda t: joblib.dump(model, t))
+
+    # -- reads ----------------------------------------------------------------------------
+    def read_frame(self, rel: str) -> pd.DataFrame:
+        return pd.read_parquet(self.root / rel)
+
+    def read_model(self, rel: str) -> Any:
+        return joblib.load(self.root / rel)
+
+    def read_json(self, rel: str) -> Any:
+        return json.loads((self.root / rel).read_text())
+
+    def read_yaml(self, rel: str) -> Any:
+        return yaml.safe_load((self.root / rel).read_text())
+
+    def exists(self, rel: str) -> bool:
+        return (self.root / rel).exists()
+
+
+def frame_sha256(df: pd.DataFrame) -> str:
+    """A content hash of a frame that does not depend on the file format or row order."""
+    if df.empty:
+        return hashlib.sha256(b"").hexdigest()
+    cols = sorted(c for c in df.columns)
+    canon = df[cols].astype(str)
+    lines = sorted("\x1f".join(r) for r in canon.itertuples(index=False, name=None))
+    h = hashlib.sha256("\x1f".join(cols).encode())
+    for line in lines:
+        h.update(line.encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def _json_default(o: Any):
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

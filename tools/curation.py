@@ -1,0 +1,69 @@
+"""Curation and blending of validated rows.
+
+Curation follows the CLLM paper's idea: keep synthetic rows the model finds plausible for
+their label. A row is dropped when the current model's confidence in its label is below a low
+percentile of the out-of-fold confidence of *real* training rows of that label: less plausible
+than almost every real row of its class. Blending sets weights and caps the synthetic share.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from synthloop.data import TableSchema
+
+
+def confidence_floors(y: np.ndarray, oof_proba: np.ndarray, classes: list[str],
+                      percentile: float) -> dict[str, float]:
+    floors = {}
+    for j, c in enumerate(classes):
+        conf = oof_proba[np.asarray(y) == c, j]
+        floors[c] = float(np.percentile(conf, percentile)) if len(conf) and percentile > 0 else 0.0
+    return floors
+
+
+def curate(batch: pd.DataFrame, proba: np.ndarray, schema: TableSchema,
+           floors: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """(keep mask, confidence of each row in its own label)."""
+    labels = batch[schema.target].astype(str).to_numpy()
+    idx = np.array([schema.classes.index(lab) for lab in labels])
+    conf = proba[np.arange(len(batch)), idx] if len(batch) else np.zeros(0)
+    floor = np.array([floors.get(lab, 0.0) for lab in labels])
+    return conf >= floor, conf
+
+
+def blend_cap(batch: pd.DataFrame, confidence: np.ndarray, schema: TableSchema,
+              n_real: int, class_counts: dict[str, int], n_synthetic_before: int,
+              synthetic_counts: dict[str, int], max_share: float, balance: bool) -> np.ndarray:
+    """Mask of rows that fit under the synthetic-share cap and the class balance.
+
+    Rows are taken most confident first, so a cut keeps the most plausible ones.
+    """
+    cap_total = int(np.floor(max_share * n_real / (1 - max_share))) - n_synthetic_before
+    majority = max(class_counts.values()) if class_counts else 0
+    keep = np.zeros(len(batch), bool)
+    room = {c: majority - class_counts.get(c, 0) - synthetic_counts.get(c, 0)
+            for c in schema.classes}
+    taken = 0
+    labels = batch[schema.target].astype(str).to_numpy()
+    for i in np.argsort(-confidence, kind="stable"):
+        if taken >= cap_total:
+            break
+        lab = labels[i]
+        if balance and room.get(lab, 0) <= 0:
+            continue
+        keep[i] = True
+        taken += 1
+        room[lab] = room.get(lab, 0) - 1
+    return keep
+
+
+def training_frame(real: pd.DataFrame, synthetic: pd.DataFrame | None, schema: TableSchema,
+                   weight: float) -> tuple[pd.DataFrame, np.ndarray]:
+    cols = [c.name for c in schema.columns] + [schema.target]
+    if synthetic is None or synthetic.empty:
+        return real[cols], np.ones(len(real))
+    both = pd.concat([real[cols], synthetic[cols]], ignore_index=True)
+    w = np.concatenate([np.ones(len(real)), np.full(len(synthetic), weight)])
+    return both, w
