@@ -32,22 +32,23 @@ def call_seed(*parts) -> int:
     return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
 
 
+def _value_schema(schema: TableSchema, name: str) -> dict:
+    c = schema.column(name)
+    if c.type == "int":
+        return {"type": "integer"}
+    if c.type == "float":
+        return {"type": "number"}
+    if c.type == "bool":
+        return {"type": "boolean"}
+    if c.type == "category" and c.categories:
+        return {"type": "string", "enum": list(c.categories)}
+    return {"type": "string"}
+
+
 def row_json_schema(schema: TableSchema, columns: list[str], n: int) -> dict:
-    props = {}
-    for name in columns:
-        c = schema.column(name)
-        if c.type == "int":
-            props[name] = {"type": "integer"}
-        elif c.type == "float":
-            props[name] = {"type": "number"}
-        elif c.type == "bool":
-            props[name] = {"type": "boolean"}
-        elif c.type == "category" and c.categories:
-            props[name] = {"type": "string", "enum": list(c.categories)}
-        else:
-            props[name] = {"type": "string"}
-    row = {"type": "object", "properties": props, "required": list(columns),
-           "additionalProperties": False}
+    """Rows as arrays in column order: half the tokens of objects, types fixed per position."""
+    row = {"type": "array", "prefixItems": [_value_schema(schema, c) for c in columns],
+           "minItems": len(columns), "maxItems": len(columns)}
     return {"type": "object", "properties": {"rows": {"type": "array", "items": row,
                                                       "minItems": n, "maxItems": n}},
             "required": ["rows"]}
@@ -80,32 +81,34 @@ def pick_exemplars(train: pd.DataFrame, schema: TableSchema, region: Region, k: 
     return pool.iloc[np.sort(take)]
 
 
-def _fmt_row(row: pd.Series, columns: list[str]) -> str:
-    out = {}
+def _fmt_row(row: pd.Series, columns: list[str], schema: TableSchema) -> str:
+    out = []
     for c in columns:
         v = row[c]
         if v is None or (isinstance(v, float) and math.isnan(v)):
-            out[c] = None
-        elif isinstance(v, (np.integer,)):
-            out[c] = int(v)
-        elif isinstance(v, (np.floating, float)):
-            out[c] = float(round(v, 4))
+            out.append(None)
+        elif schema.column(c).type == "int":
+            out.append(int(v))
+        elif isinstance(v, (np.floating, float, np.integer)):
+            out.append(float(round(float(v), 4)))
         else:
-            out[c] = v
+            out.append(v)
     return json.dumps(out)
 
 
 def generation_request(schema: TableSchema, rules: list[str], region: Region,
                        exemplars: pd.DataFrame, columns: list[str], n: int) -> str:
-    lines = ["Columns:"]
-    lines += [f"- {schema.column(c).describe()}" for c in columns]
+    lines = ["Columns, in this order:"]
+    lines += [f"{i + 1}. {schema.column(c).describe()}" for i, c in enumerate(columns)]
     if rules:
         lines += ["Rules every row obeys:"] + [f"- {r}" for r in rules]
     lines += [f"Class of every row: {schema.target} = {region.label}"]
     if region.conditions:
         lines += [f"Every row must satisfy: {region.rule}"]
-    lines += ["Real rows of this kind:"] + [_fmt_row(r, columns) for _, r in exemplars.iterrows()]
-    lines += [f'Write {n} new rows as JSON: {{"rows": [...]}}, each with the columns above.']
+    lines += ["Real rows of this kind:"]
+    lines += [_fmt_row(r, columns, schema) for _, r in exemplars.iterrows()]
+    lines += [f'Write {n} new rows as JSON {{"rows": [[...], ...]}}, values in the column order '
+              "above."]
     return "\n".join(lines)
 
 
@@ -176,7 +179,7 @@ def generate_batch(
     shares = np.floor(weights / weights.sum() * n_rows).astype(int)
     shares[np.argmax(weights)] += n_rows - shares.sum()
     frames = []
-    for ri, (region, want) in enumerate(zip(regions, shares)):
+    for region, want in zip(regions, shares):
         columns = choose_columns(schema, region, ranked_columns, columns_per_row)
         for ci in range(math.ceil(want / rows_per_call)):
             k = int(min(rows_per_call, want - ci * rows_per_call))
@@ -190,7 +193,7 @@ def generate_batch(
                     chat(prompt.text, request), node="generate", temperature=temperature,
                     max_tokens=max_tokens, seed=s, schema=_schema_model(schema, columns, k),
                 )
-                rows = _parse_rows(raw)
+                rows = _parse_rows(raw, columns)
             except (LLMError, ValueError) as exc:
                 stats["llm_failures"] += 1
                 stats["failure_reasons"].append(str(exc)[:200])
@@ -244,17 +247,21 @@ def _schema_model(schema: TableSchema, columns: list[str], n: int) -> type[BaseM
     return Rows
 
 
-def _parse_rows(raw: str) -> list[dict]:
+def _parse_rows(raw: str, columns: list[str]) -> list[dict]:
+    """Rows from a reply: arrays in column order (or objects by column name)."""
     from synthloop.llm.client import extract_json
 
     try:
         data = extract_json(raw)
     except ValueError:
         raise ValueError(f"reply is not JSON: {raw[:120]!r}") from None
-    if isinstance(data, dict) and isinstance(data.get("rows"), list):
-        return data["rows"]
-    if isinstance(data, list):
-        return data
-    if isinstance(data, dict):
-        return [data]
-    raise ValueError(f"reply holds no rows: {raw[:120]!r}")
+    rows = data.get("rows") if isinstance(data, dict) else data
+    if not isinstance(rows, list):
+        raise ValueError(f"reply holds no rows: {raw[:120]!r}")
+    out = []
+    for r in rows:
+        if isinstance(r, list) and len(r) == len(columns):
+            out.append(dict(zip(columns, r)))
+        elif isinstance(r, dict):
+            out.append({c: r.get(c) for c in columns})
+    return out

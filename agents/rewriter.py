@@ -31,6 +31,28 @@ class RewriteReply(BaseModel):
     focus: list[str] = Field(description="Ids of the regions to generate rows for.")
 
 
+def reply_schema(regions: list[Region]) -> type[RewriteReply]:
+    """RewriteReply, with the JSON schema narrowed to these regions' ids (a grammar for
+    models that take one), so a small model cannot ramble through made-up ids."""
+    ids = [r.id for r in regions]
+
+    class Reply(RewriteReply):
+        @classmethod
+        def model_json_schema(cls, *a, **kw):
+            return {
+                "type": "object",
+                "properties": {
+                    "instruction": {"type": "string", "minLength": 40, "maxLength": 600},
+                    "focus": {"type": "array", "items": {"type": "string", "enum": ids},
+                              "minItems": 1, "maxItems": len(ids)},
+                },
+                "required": ["instruction", "focus"],
+            }
+
+    Reply.__name__ = "RewriteReply"
+    return Reply
+
+
 def rewrite_request(current: PromptVersion, regions: list[Region], history: list[dict]) -> str:
     lines = ["Current instruction:", current.text, "", "Regions where the model is wrong:"]
     lines += [f"- {r.describe()}" for r in regions]
@@ -59,6 +81,12 @@ def validate_reply(reply: RewriteReply, current: PromptVersion, regions: list[Re
     ids = {r.id for r in regions}
     if not any(f in ids for f in reply.focus):
         return f"focus {reply.focus} names none of the regions {sorted(ids)}"
+    focus = [r for r in regions if r.id in set(reply.focus)]
+    anchors = {r.label.lower() for r in focus} | {
+        c.column.lower() for r in focus for c in r.conditions}
+    if not any(a in reply.instruction.lower() for a in anchors):
+        return ("instruction names neither the class nor a column of its focus regions "
+                f"({', '.join(sorted(anchors))})")
     return None
 
 
@@ -91,7 +119,7 @@ def rewrite_prompt(
     if client is not None:
         try:
             reply = client.structured(
-                chat(SYSTEM, rewrite_request(current, regions, history)), RewriteReply,
+                chat(SYSTEM, rewrite_request(current, regions, history)), reply_schema(regions),
                 node="rewrite", temperature=temperature, max_tokens=max_tokens, seed=seed,
             )
             reason = validate_reply(reply, current, regions)

@@ -18,7 +18,13 @@ from synthloop.agents.rewriter import rewrite_prompt
 from synthloop.data import conform, infer_schema, load_table, split_real
 from synthloop.evals.classification import PRIMARY_METRICS, score_all
 from synthloop.graphs.context import (
-    HOLDOUT, LEAKAGE, SCHEMA, SYNTHETIC, TRAIN, VALIDATION, LoopContext,
+    HOLDOUT,
+    LEAKAGE,
+    SCHEMA,
+    SYNTHETIC,
+    TRAIN,
+    VALIDATION,
+    LoopContext,
 )
 from synthloop.graphs.state import LoopState
 from synthloop.store import frame_sha256

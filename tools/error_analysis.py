@@ -73,7 +73,9 @@ def find_regions(
     pos = schema.positive_class
     pred = predict_labels(proba, schema.classes, pos, threshold)
     p_pos = proba[:, schema.classes.index(pos)]
-    unsure = np.abs(p_pos - threshold) < margin if len(schema.classes) == 2 else (
+    # the margin is scaled to the threshold, so 0.15 means ±0.15 at 0.5 and ±0.03 at 0.1
+    scaled = margin * 2 * min(threshold, 1 - threshold)
+    unsure = np.abs(p_pos - threshold) < scaled if len(schema.classes) == 2 else (
         np.sort(proba, axis=1)[:, -1] - np.sort(proba, axis=1)[:, -2] < margin)
     error = (pred != y) | unsure
     summary = {
@@ -93,6 +95,9 @@ def find_regions(
     ).fit(X, error.astype(int))
     leaves = tree.apply(X)
     base_rate = error.mean()
+    # a class's errors weigh by the inverse of its frequency, so a region is labelled by the
+    # class the model is worst at there, not by the majority class's sheer numbers
+    freq = pd.Series(y).value_counts(normalize=True).to_dict()
     found = []
     for leaf in np.unique(leaves):
         m = leaves == leaf
@@ -100,21 +105,23 @@ def find_regions(
         if m.sum() < min_support or n_err == 0 or error[m].mean() <= base_rate:
             continue
         conds = _path_conditions(tree, leaf, X.columns, encoded)
-        wrong_labels = pd.Series(y[m & error]).value_counts()
-        label = str(wrong_labels.idxmax())
+        wrong = pd.Series(y[m & error]).value_counts()
+        label = str(max(wrong.index, key=lambda c: wrong[c] / freq[c]))
         is_pos = m & (y == pos)
         recall = float((pred[is_pos] == pos).mean()) if is_pos.any() else None
-        found.append((n_err, conds, label, int(m.sum()), float(error[m].mean()),
+        weighted = float(sum(wrong[c] / freq[c] for c in wrong.index))
+        found.append((weighted, n_err, conds, label, int(m.sum()), float(error[m].mean()),
                       int(is_pos.sum()), recall))
-    found.sort(key=lambda t: (-(t[0] * t[4]), -t[3]))
+    found.sort(key=lambda t: (-t[0], -t[4]))
     regions = []
-    for i, (n_err, conds, label, sup, rate, npos, rec) in enumerate(found[:max_regions]):
+    for i, (_, n_err, conds, label, sup, rate, npos, rec) in enumerate(found[:max_regions]):
         rule = " and ".join(c.text() for c in conds) or "True"
         regions.append(Region(id=f"r{i + 1}", rule=rule, conditions=conds, label=label,
                               support=sup, errors=n_err, error_rate=round(rate, 4),
                               positives=npos, recall=None if rec is None else round(rec, 4)))
     if not regions:
-        label = str(pd.Series(y[error]).value_counts().idxmax())
+        wrong = pd.Series(y[error]).value_counts()
+        label = str(max(wrong.index, key=lambda c: wrong[c] / freq[c]))
         is_pos = y == pos
         regions.append(Region(
             id="r1", rule="True", conditions=[], label=label, support=int(len(y)),
