@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from synthloop.errors import SynthloopError
@@ -23,7 +24,8 @@ out = Console(highlight=False)
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    # soft_wrap: one line whatever the terminal width; escape: a '[...]' in a message is text
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -173,7 +175,7 @@ def main() -> None:
     try:
         app()
     except SynthloopError as exc:  # errors raised outside a command's own handler
-        err.print(f"[bold red]error:[/] {exc}")
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from synthloop.errors import RunStoreError, SynthloopError
-from synthloop.graphs.context import LoopContext
+from synthloop.graphs.context import SCHEMA, LoopContext
 from synthloop.graphs.loop import build_graph, stream_loop
 from synthloop.llm import LLMClient, make_chat_model
 from synthloop.spec import LoopSpec, dump_spec, load_spec
@@ -82,11 +83,20 @@ def run_loop(spec: LoopSpec | str | Path, runs_dir: str | Path = "runs", *,
     """Run a loop to its end and return its summary (also in ``runs/<run_id>/summary.json``)."""
     if not isinstance(spec, LoopSpec):
         spec = load_spec(spec)
+    run_id = run_id or new_run_id(spec.name)
+    fresh = not (Path(runs_dir) / run_id).exists()
     store = create_run(spec, runs_dir, run_id)
     cache = default_cache_dir(runs_dir) if cache_dir == "default" else cache_dir
-    return execute(store, spec, resume=False, chat_model=chat_model,
-                   cache_dir=Path(cache) if cache else None, on_update=on_update,
-                   checkpointer=checkpointer)
+    try:
+        return execute(store, spec, resume=False, chat_model=chat_model,
+                       cache_dir=Path(cache) if cache else None, on_update=on_update,
+                       checkpointer=checkpointer)
+    except SynthloopError:
+        # Bad input (data file, target, class, rule columns, LLM URI) is found before the
+        # first node writes anything: such a run has nothing to resume, so leave no folder.
+        if fresh and not store.exists(SCHEMA):
+            shutil.rmtree(store.root, ignore_errors=True)
+        raise
 
 
 def resume_run(run_id: str, runs_dir: str | Path = "runs", *,

@@ -103,11 +103,15 @@ class RunStore:
         return (self.root / rel).exists()
 
 
+RUN_SPECIFIC = ("_sl_run_id", "_sl_row_id")
+
+
 def frame_sha256(df: pd.DataFrame) -> str:
-    """A content hash of a frame that does not depend on the file format or row order."""
+    """A content hash of a frame that depends neither on the file format, nor on row order, nor
+    on the run's id: two runs with the same spec and seed that made the same rows agree."""
     if df.empty:
         return hashlib.sha256(b"").hexdigest()
-    cols = sorted(c for c in df.columns)
+    cols = sorted(c for c in df.columns if c not in RUN_SPECIFIC)
     canon = df[cols].astype(str)
     lines = sorted("\x1f".join(r) for r in canon.itertuples(index=False, name=None))
     h = hashlib.sha256("\x1f".join(cols).encode())

@@ -1,0 +1,27 @@
+"""Fixtures: the small real data set as a frame and as a CSV, and a spec dict for it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.support import base_spec, cancer_frame
+
+
+@pytest.fixture(scope="session")
+def cancer_df() -> pd.DataFrame:
+    return cancer_frame()
+
+
+@pytest.fixture
+def cancer_csv(tmp_path: Path, cancer_df: pd.DataFrame) -> Path:
+    path = tmp_path / "cancer.csv"
+    cancer_df.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def spec_dict(cancer_csv: Path) -> dict:
+    return base_spec(cancer_csv)

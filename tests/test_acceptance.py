@@ -1,0 +1,94 @@
+"""Batch rejection: a batch is kept only if it passes validation and the validation metric does
+not drop; a rejected batch leaves no row in runs/<id>/data/synthetic.parquet."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from synthloop.graphs.context import SYNTHETIC
+from tests.fakes import (
+    by_revision,
+    jittered_rows_reply,
+    loop_script,
+    out_of_range_reply,
+    rows_from_frame_reply,
+    scripted,
+)
+from tests.support import make_spec, run
+
+
+def synthetic_rows(runs_dir, run_id: str) -> pd.DataFrame:
+    return pd.read_parquet(runs_dir / run_id / SYNTHETIC)
+
+
+class TestViolationRate:
+    def test_out_of_range_batch_is_rejected_and_not_kept(self, spec_dict, tmp_path):
+        # Setup: iteration 1 gets valid rows, iteration 2 rows far outside every range
+        spec = make_spec(spec_dict, budget={"max_iterations": 2},
+                         curation={"max_violation_rate": 0.5})
+        model = scripted(loop_script(generate=by_revision(jittered_rows_reply,
+                                                          out_of_range_reply)))
+
+        # Run
+        summary = run(spec, tmp_path, model, run_id="viol")
+
+        # Assert: the second batch is rejected for its violation rate
+        first, second = summary["iterations"]
+        assert first["accepted"] is True
+        assert second["accepted"] is False
+        assert second["checks"]["violation_rate"] == 1.0
+        assert second["checks"]["range"] == second["rows_generated"] > 0
+        assert second["reason"] == "violation rate 1.00 over 0.50"
+        assert second["rows_accepted"] == 0
+        assert second["validation_metric"] is None  # never refitted on it
+        # ... and none of its rows is in the kept synthetic data
+        kept = synthetic_rows(tmp_path, "viol")
+        assert len(kept) == first["rows_accepted"] == summary["synthetic_rows"]
+        assert set(kept["_sl_iteration"]) == {1}
+
+    def test_violation_rate_at_the_limit_is_not_rejected_for_it(self, spec_dict, tmp_path):
+        # Setup: a limit of 1.0 lets even a batch of only bad rows through the rate check
+        spec = make_spec(spec_dict, curation={"max_violation_rate": 1.0})
+        model = scripted(loop_script(generate=out_of_range_reply))
+
+        summary = run(spec, tmp_path, model)
+
+        # Assert: still rejected (nothing valid is left), but for that reason instead
+        (record,) = summary["iterations"]
+        assert record["accepted"] is False
+        assert record["reason"] == "no row passed validation"
+
+
+class TestMetricDrop:
+    def test_batch_that_lowers_validation_metric_is_rejected(self, spec_dict, cancer_df,
+                                                             tmp_path):
+        # Setup: iteration 1 gets good rows; iteration 2 gets benign-looking rows that the
+        # generator labels as the requested class (malignant): label noise, heavily weighted,
+        # with curation off so only the metric check can stop it
+        benign = cancer_df[cancer_df.diagnosis == "benign"]
+        spec = make_spec(spec_dict, budget={"max_iterations": 2},
+                         curation={"confidence_percentile": 0},
+                         blend={"synthetic_weight": 10})
+        model = scripted(loop_script(generate=by_revision(jittered_rows_reply,
+                                                          rows_from_frame_reply(benign))))
+
+        # Run
+        summary = run(spec, tmp_path, model, run_id="drop")
+
+        # Assert
+        first, second = summary["iterations"]
+        assert first["accepted"] is True
+        assert second["accepted"] is False
+        assert second["validation_metric"] < first["best_validation"]
+        assert second["reason"] == (f"validation dropped from {first['best_validation']:.4f} "
+                                    f"to {second['validation_metric']:.4f}")
+        assert second["rows_accepted"] == 0
+        assert second["best_validation"] == first["best_validation"]
+        kept = synthetic_rows(tmp_path, "drop")
+        assert set(kept["_sl_iteration"]) == {1}
+        assert len(kept) == first["rows_accepted"]
+        # the rejected rows were real candidates: they reached the refit
+        candidate = pd.read_parquet(tmp_path / "drop" / "data/batches/iter_002_candidate.parquet")
+        assert len(candidate) > 0
+        assert not set(candidate["_sl_row_id"]) & set(kept["_sl_row_id"])
+        assert summary["final"]["validation"] == first["best_validation"]

@@ -1,0 +1,159 @@
+"""Bad input through the CLI: exit code 2, one line on stderr starting with 'error:', no
+traceback, and no run folder left behind (a run that failed on its input has nothing to
+resume, so ``runs/`` holds nothing for it)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from synthloop.cli import app
+
+runner = CliRunner()
+
+
+def write_spec(folder: Path, spec: dict, name: str = "spec.yaml") -> Path:
+    path = folder / name
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def run_folders(runs: Path) -> list[Path]:
+    return sorted(p for p in runs.iterdir()) if runs.exists() else []
+
+
+def assert_one_error_line(stderr: str, *fragments: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr}"
+    (line,) = lines
+    assert line.startswith("error: ")
+    for fragment in fragments:
+        assert fragment in line
+    return line
+
+
+BAD_INPUTS = {
+    # case: (spec edits, fragments the error line must show)
+    "missing data file": (
+        {"data": {"source": "nothere.csv", "target": "diagnosis"}},
+        ["nothere.csv", "does not exist", "data.source"]),
+    "unknown target": (
+        {"data": {"source": "cancer.csv", "target": "label"}},
+        ["Target column 'label' is not in the data", "diagnosis"]),
+    "positive class never occurs": (
+        {"data": {"source": "cancer.csv", "target": "diagnosis", "positive_class": "cancer"}},
+        ["Class 'cancer' never occurs", "benign, malignant"]),
+    "unknown spec key": (
+        {"data": {"source": "cancer.csv", "target": "diagnosis"}, "budgett": {}},
+        ["Unknown key 'budgett'", "Did you mean 'budget'?"]),
+    "unknown nested key": (
+        {"data": {"source": "cancer.csv", "target": "diagnosis"},
+         "budget": {"max_iteration": 2}},
+        ["Unknown key 'budget.max_iteration'", "Did you mean 'max_iterations'?"]),
+    "rule that does not parse": (
+        {"data": {"source": "cancer.csv", "target": "diagnosis"}, "rules": ["mean_radius >"]},
+        ["Rule 'mean_radius >' does not parse"]),
+    "rule naming an unknown column": (
+        {"data": {"source": "cancer.csv", "target": "diagnosis"}, "rules": ["radius > 1"]},
+        ["Rule 'radius > 1' names column(s) ['radius']"]),
+    "bad metric name": (
+        {"data": {"source": "cancer.csv", "target": "diagnosis"}, "metric": {"name": "f2"}},
+        ["The 'metric.name' parameter of LoopSpec must be one of", "Got 'f2' instead."]),
+}
+
+
+class TestBadInput:
+    @pytest.mark.parametrize("case", list(BAD_INPUTS))
+    def test_one_clear_line_exit_2_no_run_folder(self, case, cancer_csv, tmp_path):
+        # Setup: the spec sits next to the data, as users write it
+        edits, fragments = BAD_INPUTS[case]
+        spec = write_spec(cancer_csv.parent, edits)
+        runs = tmp_path / "runs"
+
+        # Run
+        result = runner.invoke(app, ["run", str(spec), "--runs-dir", str(runs),
+                                     "--llm", "embedded"])
+
+        # Assert
+        assert result.exit_code == 2, result.output
+        assert_one_error_line(result.stderr, *fragments)
+        assert "Traceback" not in result.output
+        assert result.stdout == ""
+        assert run_folders(runs) == []
+
+    def test_missing_spec_file(self, tmp_path):
+        result = runner.invoke(app, ["run", str(tmp_path / "nope.yaml")])
+
+        assert result.exit_code == 2
+        assert_one_error_line(result.stderr, "nope.yaml", "does not exist")
+
+    def test_spec_that_is_not_yaml(self, tmp_path):
+        spec = tmp_path / "bad.yaml"
+        spec.write_text("data: [unclosed\n")
+
+        result = runner.invoke(app, ["run", str(spec)])
+
+        assert result.exit_code == 2
+        assert_one_error_line(result.stderr, "is not valid YAML at line")
+
+    def test_bad_set_override(self, cancer_csv, tmp_path):
+        spec = write_spec(cancer_csv.parent, {"data": {"source": "cancer.csv",
+                                                       "target": "diagnosis"}})
+
+        result = runner.invoke(app, ["run", str(spec), "--runs-dir", str(tmp_path / "runs"),
+                                     "--set", "budget.patience"])
+
+        assert result.exit_code == 2
+        assert_one_error_line(result.stderr, "must look like key=value")
+        assert run_folders(tmp_path / "runs") == []
+
+    def test_unknown_run_on_resume(self, tmp_path):
+        result = runner.invoke(app, ["resume", "ghost", "--runs-dir", str(tmp_path)])
+
+        assert result.exit_code == 2
+        assert_one_error_line(result.stderr, "No run 'ghost'")
+
+    def test_long_message_stays_on_one_line_in_a_narrow_terminal(self, cancer_csv, tmp_path):
+        spec = write_spec(cancer_csv.parent, {"data": {"source": "cancer.csv",
+                                                       "target": "no_such_column"}})
+
+        result = runner.invoke(app, ["run", str(spec), "--runs-dir", str(tmp_path / "r")],
+                               env={"COLUMNS": "40"})
+
+        line = assert_one_error_line(result.stderr, "worst_concave_points, diagnosis.")
+        assert len(line) > 40
+
+
+class TestEntryPoint:
+    def test_real_process_prints_one_line(self, cancer_csv, tmp_path):
+        # Setup
+        spec = write_spec(cancer_csv.parent, {"data": {"source": "cancer.csv",
+                                                       "target": "diagnosis",
+                                                       "positive_class": "cancer"}})
+        runs = tmp_path / "runs"
+
+        # Run: the installed console script's module, in its own process
+        proc = subprocess.run([sys.executable, "-m", "synthloop", "run", str(spec),
+                               "--runs-dir", str(runs)], capture_output=True, text=True,
+                              timeout=120)
+
+        # Assert
+        assert proc.returncode == 2
+        assert_one_error_line(proc.stderr, "Class 'cancer' never occurs")
+        assert "Traceback" not in proc.stderr + proc.stdout
+        assert run_folders(runs) == []
+
+    def test_schema_command_prints_json_schema(self):
+        import json
+
+        result = runner.invoke(app, ["schema"])
+
+        assert result.exit_code == 0
+        schema = json.loads(result.stdout)
+        assert "data" in schema["properties"]
+        assert schema["additionalProperties"] is False

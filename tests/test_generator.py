@@ -1,0 +1,179 @@
+"""The row generator: what the LLM is weak at, code guarantees (label, region, schema), and
+every synthetic row carries its provenance."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from synthloop.agents.generator import PROVENANCE, generate_batch
+from synthloop.agents.prompts import INITIAL_INSTRUCTION, PromptVersion
+from synthloop.data import conform, infer_schema
+from synthloop.llm import LLMClient
+from synthloop.tools.constraints import evaluate_region
+from synthloop.tools.error_analysis import Condition, Region
+from tests.fakes import (
+    garbage_reply,
+    jittered_rows_reply,
+    loop_script,
+    parse_generation_request,
+    region_conditions,
+    scripted,
+    wrong_label_outside_region_reply,
+)
+from tests.support import make_spec, run
+
+RULE = "mean_radius > 15 and worst_concave_points <= 0.2"
+
+
+@pytest.fixture
+def schema(spec_dict, cancer_df):
+    return infer_schema(cancer_df, make_spec(spec_dict))
+
+
+@pytest.fixture
+def train(cancer_df, schema):
+    return conform(cancer_df, schema)
+
+
+def the_region() -> Region:
+    return Region(id="r1", rule=RULE, label="malignant", support=30, errors=10,
+                  error_rate=0.3, positives=20, recall=0.5,
+                  conditions=[Condition(column="mean_radius", op=">", value=15.0),
+                              Condition(column="worst_concave_points", op="<=", value=0.2)])
+
+
+def prompt() -> PromptVersion:
+    return PromptVersion(id="gen", version=4, model="m", temperature=0.8,
+                         text=INITIAL_INSTRUCTION).with_hash()
+
+
+def generate(model, schema, train, n_rows=8, **kw):
+    client = LLMClient(model=model)
+    args = dict(n_rows=n_rows, rows_per_call=4, few_shot=3, temperature=0.8, max_tokens=600,
+                columns_per_row=None, ranked_columns=schema.feature_names(), run_id="run-x",
+                iteration=2, seed=7)
+    args.update(kw)
+    batch, stats = generate_batch(client, prompt(), [the_region()], train, schema, [], **args)
+    return client, batch, stats
+
+
+class TestEnforcement:
+    def test_label_and_region_are_enforced(self, schema, train):
+        # Setup: a model that labels every row 'benign' and puts it outside the region
+        model = scripted(wrong_label_outside_region_reply("diagnosis", "benign"))
+
+        # Run
+        _, batch, stats = generate(model, schema, train)
+
+        # Assert: the model really broke the region and the label ...
+        rows = [r for c in model.calls for r in json.loads(c["reply"])["rows"]]
+        assert all(r["diagnosis"] == "benign" for r in rows)
+        assert all(r["mean_radius"] <= 15 and r["worst_concave_points"] > 0.2 for r in rows)
+        # ... and code moved every row back
+        assert stats["calls"] == 2 and stats["llm_failures"] == 0
+        assert len(batch) == 8
+        assert (batch["diagnosis"] == "malignant").all()
+        assert evaluate_region(RULE, batch).all()
+        assert (batch["_sl_region"] == RULE).all()
+
+    def test_request_tells_columns_class_region_and_exemplars(self, schema, train):
+        model = scripted(jittered_rows_reply)
+
+        generate(model, schema, train, n_rows=4)
+
+        (call,) = model.calls
+        req = parse_generation_request(call["user"])
+        assert [c.name for c in req.columns] == schema.feature_names()
+        assert req.label == "malignant"
+        assert req.region == RULE
+        assert req.n == 4
+        assert len(req.exemplars) == 3
+        # exemplars are real training rows of that class inside the region
+        ex = pd.DataFrame(req.exemplars, columns=[c.name for c in req.columns])
+        assert evaluate_region(RULE, ex).all()
+        assert call["system"] == INITIAL_INSTRUCTION
+        assert call["params"]["response_format"]["type"] == "json_schema"
+
+    def test_provenance_columns(self, schema, train):
+        model = scripted(jittered_rows_reply)
+
+        client, batch, _ = generate(model, schema, train)
+
+        assert set(PROVENANCE) <= set(batch.columns)
+        assert batch[PROVENANCE].notna().all().all()
+        assert (batch["_sl_origin"] == "synthetic").all()
+        assert (batch["_sl_run_id"] == "run-x").all()
+        assert (batch["_sl_iteration"] == 2).all()
+        assert (batch["_sl_prompt_id"] == "gen").all()
+        assert (batch["_sl_prompt_version"] == 4).all()
+        assert (batch["_sl_prompt_sha256"] == prompt().sha256).all()
+        assert (batch["_sl_generator"] == client.model_id).all()
+        # the seed of each row is the seed its call was made with
+        seeds = sorted({c["params"]["seed"] for c in model.calls})
+        assert sorted(batch["_sl_seed"].unique()) == seeds
+        assert batch["_sl_row_id"].is_unique
+
+    def test_garbage_reply_counts_as_failure_not_rows(self, schema, train):
+        model = scripted(garbage_reply)
+
+        _, batch, stats = generate(model, schema, train)
+
+        assert batch.empty
+        assert stats["calls"] == 2
+        assert stats["llm_failures"] == 2
+        assert "not JSON" in stats["failure_reasons"][0]
+
+    def test_columns_per_row_takes_the_rest_from_the_exemplar(self, schema, train):
+        # Setup: ask the LLM for 3 columns only; region columns come first
+        model = scripted(jittered_rows_reply)
+
+        _, batch, _ = generate(model, schema, train, n_rows=4, columns_per_row=3)
+
+        req = parse_generation_request(model.calls[0]["user"])
+        asked = [c.name for c in req.columns]
+        assert len(asked) == 3
+        assert {"mean_radius", "worst_concave_points"} <= set(asked)
+        assert batch[schema.feature_names()].notna().all().all()
+
+
+class TestProvenanceInTheLoop:
+    def test_every_kept_row_carries_provenance(self, spec_dict, tmp_path):
+        # Setup: the generator claims the wrong label and leaves the region
+        spec = make_spec(spec_dict, budget={"max_iterations": 2})
+        model = scripted(loop_script(
+            generate=wrong_label_outside_region_reply("diagnosis", "benign")))
+
+        # Run
+        summary = run(spec, tmp_path, model, run_id="prov")
+
+        # Assert
+        kept = pd.read_parquet(tmp_path / "prov/data/synthetic.parquet")
+        assert len(kept) == summary["synthetic_rows"] > 0
+        assert set(PROVENANCE) <= set(kept.columns)
+        assert kept[PROVENANCE].notna().all().all()
+        assert (kept["_sl_origin"] == "synthetic").all()
+        assert (kept["_sl_run_id"] == "prov").all()
+        assert (kept["_sl_generator"] == summary["llm"]).all()
+        for (version, sha), _ in kept.groupby(["_sl_prompt_version", "_sl_prompt_sha256"]):
+            saved = yaml.safe_load(
+                (tmp_path / f"prov/prompts/cancer-gen.v{version:03d}.yaml").read_text())
+            assert saved["sha256"] == sha
+        # label and region come from the prompt's focus regions, not the model's text
+        prompts = {v: yaml.safe_load((tmp_path / f"prov/prompts/cancer-gen.v{v:03d}.yaml")
+                                     .read_text()) for v in kept["_sl_prompt_version"].unique()}
+        for _, row in kept.iterrows():
+            focus = {r["rule"]: r["label"] for r in prompts[row["_sl_prompt_version"]]
+                     ["focus_regions"]}
+            assert row["diagnosis"] == focus[row["_sl_region"]]
+            assert evaluate_region(row["_sl_region"], row.to_frame().T.infer_objects()).all()
+        # (the model did claim another label, and did leave a region with bounds)
+        replies = [json.loads(c["reply"]) for c in model.calls_of("generate")]
+        assert all(r["diagnosis"] == "benign" for rep in replies for r in rep["rows"])
+        assert any(region_conditions(r) for r in kept["_sl_region"])
+        assert (kept["diagnosis"] != "benign").any()
+        assert np.isin(kept["_sl_iteration"], [1, 2]).all()

@@ -1,0 +1,120 @@
+"""Each stop reason of the loop, recorded in summary['stop_reason']."""
+
+from __future__ import annotations
+
+import pytest
+from sklearn.datasets import load_iris
+
+from synthloop.spec import METRICS
+from tests.support import make_spec, run
+from tests.fakes import garbage_reply, loop_script, scripted
+
+class TestStopReasons:
+    def test_target_reached_stops_before_any_llm_call(self, spec_dict, tmp_path):
+        # Setup: a target the baseline already beats
+        spec = make_spec(spec_dict, metric={"target": 0.3}, budget={"max_iterations": 3})
+        model = scripted()
+
+        # Run
+        summary = run(spec, tmp_path, model)
+
+        # Assert
+        assert summary["stop_reason"] == "target_reached"
+        assert summary["baseline"]["validation"] >= 0.3
+        assert summary["iterations"] == []
+        assert model.calls == []
+
+    def test_max_iterations(self, spec_dict, tmp_path):
+        spec = make_spec(spec_dict, budget={"max_iterations": 2, "patience": 10})
+        model = scripted()
+
+        summary = run(spec, tmp_path, model)
+
+        assert summary["stop_reason"] == "max_iterations"
+        assert [r["iteration"] for r in summary["iterations"]] == [1, 2]
+        assert len(model.calls_of("rewrite")) == 2
+
+    def test_zero_iterations_is_max_iterations(self, spec_dict, tmp_path):
+        spec = make_spec(spec_dict, budget={"max_iterations": 0})
+        model = scripted()
+
+        summary = run(spec, tmp_path, model)
+
+        assert summary["stop_reason"] == "max_iterations"
+        assert summary["iterations"] == []
+        assert model.calls == []
+
+    def test_no_improvement_after_patience_rejected_batches(self, spec_dict, tmp_path):
+        # Setup: the generator never returns a usable row, so no batch improves anything
+        spec = make_spec(spec_dict, budget={"max_iterations": 5, "patience": 2})
+        model = scripted(loop_script(generate=garbage_reply))
+
+        # Run
+        summary = run(spec, tmp_path, model)
+
+        # Assert: two iterations without improvement, then the stop
+        assert summary["stop_reason"] == "no_improvement"
+        assert len(summary["iterations"]) == 2
+        assert not any(r["accepted"] for r in summary["iterations"])
+
+    def test_token_budget(self, spec_dict, tmp_path):
+        spec = make_spec(spec_dict, budget={"max_iterations": 5, "max_llm_tokens": 50})
+        model = scripted()
+
+        summary = run(spec, tmp_path, model)
+
+        assert summary["stop_reason"] == "token_budget"
+        # one iteration spends far more than 50 tokens; the loop stops right after it
+        assert len(summary["iterations"]) == 1
+        assert summary["total_tokens"] >= 50
+
+    def test_wall_clock(self, spec_dict, tmp_path):
+        # Setup: a wall-clock budget that preparing and training alone exceed
+        spec = make_spec(spec_dict, budget={"max_iterations": 5, "max_wall_seconds": 0.001})
+        model = scripted()
+
+        summary = run(spec, tmp_path, model)
+
+        assert summary["stop_reason"] == "wall_clock"
+        assert summary["iterations"] == []
+        assert model.calls == []
+
+    def test_no_errors_on_separable_data(self, tmp_path):
+        # Setup: iris setosa vs the rest is linearly separable: no error region is left
+        df = load_iris(as_frame=True).frame
+        df.columns = ["sepal_length", "sepal_width", "petal_length", "petal_width", "species"]
+        df["species"] = df["species"].map({0: "setosa", 1: "other", 2: "other"})
+        df.to_csv(tmp_path / "iris.csv", index=False)
+        spec = make_spec({
+            "data": {"source": str(tmp_path / "iris.csv"), "target": "species",
+                     "positive_class": "setosa"},
+            "model": {"kind": "logistic_regression"}, "metric": {"name": "f1"},
+            "budget": {"max_iterations": 3},
+        })
+        model = scripted()
+
+        # Run
+        summary = run(spec, tmp_path / "runs", model)
+
+        # Assert
+        assert summary["stop_reason"] == "no_errors"
+        assert summary["iterations"] == []
+        assert model.calls == []
+
+
+class TestSummary:
+    def test_summary_is_complete(self, spec_dict, tmp_path):
+        spec = make_spec(spec_dict, budget={"max_iterations": 1})
+
+        summary = run(spec, tmp_path, scripted(), run_id="complete")
+
+        assert summary["run_id"] == "complete"
+        assert summary["status"] == "finished"
+        assert summary["metric"] in METRICS
+        for key in ("baseline", "final"):
+            assert set(summary[key]) == {"validation", "holdout"}
+        assert set(summary["holdout_all_metrics"]) == {"baseline", "final"}
+        assert summary["split"]["train"] + summary["split"]["validation"] + \
+            summary["split"]["holdout"] == 288
+        assert (tmp_path / "complete" / "summary.json").is_file()
+        assert (tmp_path / "complete" / "models" / "final.joblib").is_file()

@@ -1,0 +1,166 @@
+"""The prompt rewrite agent: a usable reply becomes the next prompt version; a reply that fails
+to parse or to validate is replaced by the deterministic fallback, which is counted and traced."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+from synthloop.agents.prompts import INITIAL_INSTRUCTION, PromptVersion
+from synthloop.agents.rewriter import RewriteReply, rewrite_prompt
+from synthloop.errors import LLMOutputError
+from synthloop.llm import LLMClient, parse_reply
+from synthloop.llm.client import chat
+from synthloop.tools.error_analysis import Condition, Region
+from tests.fakes import garbage_reply, loop_script, scripted
+from tests.support import make_spec, run
+
+GARBAGE = garbage_reply([], {})
+
+
+def region(rid: str = "r1") -> Region:
+    return Region(id=rid, rule="mean_radius > 15", label="malignant", support=20, errors=9,
+                  error_rate=0.45, positives=12, recall=0.4,
+                  conditions=[Condition(column="mean_radius", op=">", value=15.0)])
+
+
+def initial_prompt() -> PromptVersion:
+    return PromptVersion(id="p", version=1, model="m", temperature=0.8,
+                         text=INITIAL_INSTRUCTION).with_hash()
+
+
+def client_replying(*replies: str) -> LLMClient:
+    return LLMClient(model=GenericFakeChatModel(messages=iter(replies)))
+
+
+class TestRewritePrompt:
+    def test_valid_reply_becomes_next_version(self):
+        reply = json.dumps({"instruction": "Write rows of class malignant with mean_radius above "
+                                           "15 and realistic, varied values.", "focus": ["r1"]})
+
+        new, event = rewrite_prompt(client_replying(reply), initial_prompt(), [region()], [],
+                                    iteration=1, temperature=0.8, seed=1)
+
+        assert event is None
+        assert new.author == "llm"
+        assert new.version == 2 and new.parent == 1
+        assert new.text.startswith("Write rows of class malignant")
+        assert [r["id"] for r in new.focus_regions] == ["r1"]
+        assert new.sha256 and new.sha256 != initial_prompt().sha256
+
+    @pytest.mark.parametrize(("reply", "reason"), [
+        (GARBAGE, "not JSON"),
+        (json.dumps({"instruction": "Write rows."}), "does not fit RewriteReply"),
+        (json.dumps({"instruction": "Write rows of class malignant with mean_radius above 15.",
+                     "focus": ["r9"]}), "names none of the regions"),
+        (json.dumps({"instruction": "short", "focus": ["r1"]}), "instruction too short"),
+        (json.dumps({"instruction": INITIAL_INSTRUCTION, "focus": ["r1"]}),
+         "instruction unchanged"),
+        (json.dumps({"instruction": "Please write many more rows that look realistic and varied.",
+                     "focus": ["r1"]}), "names neither the class nor a column"),
+    ])
+    def test_bad_reply_falls_back_with_reason(self, reply, reason):
+        new, event = rewrite_prompt(client_replying(reply), initial_prompt(), [region()], [],
+                                    iteration=3, temperature=0.8, seed=1)
+
+        assert new.author == "fallback"
+        assert "class 'malignant' where mean_radius > 15" in new.text
+        assert [r["id"] for r in new.focus_regions] == ["r1"]
+        assert event["kind"] == "fallback"
+        assert event["node"] == "rewrite"
+        assert event["iteration"] == 3
+        assert reason in event["reason"]
+
+    def test_llm_error_falls_back(self):
+        # Setup: a model with no reply left fails on its call
+        client = client_replying()
+
+        new, event = rewrite_prompt(client, initial_prompt(), [region()], [], iteration=1,
+                                    temperature=0.8, seed=1)
+
+        assert new.author == "fallback"
+        assert "LLM call" in event["reason"] and "failed" in event["reason"]
+
+
+class TestLLMOutputError:
+    def test_message_shows_raw_reply_and_expected_fields(self):
+        with pytest.raises(LLMOutputError) as info:
+            parse_reply(GARBAGE, RewriteReply)
+
+        msg = str(info.value)
+        assert "not JSON" in msg
+        assert GARBAGE in msg
+        assert "['instruction', 'focus']" in msg
+        assert info.value.raw == GARBAGE
+        assert info.value.expected_fields == ["instruction", "focus"]
+        assert "\n" not in msg
+
+    def test_wrong_shape_names_the_field(self):
+        raw = json.dumps({"instruction": 3, "focus": ["r1"]})
+
+        with pytest.raises(LLMOutputError) as info:
+            parse_reply(raw, RewriteReply)
+
+        msg = str(info.value)
+        assert "does not fit RewriteReply (instruction:" in msg
+        assert raw in msg
+        assert "['instruction', 'focus']" in msg
+
+    def test_long_reply_is_shortened(self):
+        raw = "x" * 1000
+
+        with pytest.raises(LLMOutputError) as info:
+            parse_reply(raw, RewriteReply)
+
+        assert "x" * 300 + "…" in str(info.value)
+        assert info.value.raw == raw
+
+    def test_structured_call_raises_it(self):
+        client = client_replying(GARBAGE)
+
+        with pytest.raises(LLMOutputError, match="Expected a JSON object"):
+            client.structured(chat("s", "u"), RewriteReply, node="rewrite")
+
+    def test_fenced_json_parses(self):
+        raw = '```json\n{"instruction": "x", "focus": ["r1"]}\n```'
+
+        assert parse_reply(raw, RewriteReply).focus == ["r1"]
+
+
+class TestFallbackInTheLoop:
+    def test_garbage_rewrite_is_counted_and_traced(self, spec_dict, tmp_path):
+        # Setup: the rewrite agent replies garbage; the generator is fine
+        spec = make_spec(spec_dict, budget={"max_iterations": 2})
+        model = scripted(loop_script(rewrite=garbage_reply))
+
+        # Run
+        summary = run(spec, tmp_path, model, run_id="fb")
+
+        # Assert: both rewrites fell back, each counted and traced with its reason
+        assert [r["prompt_author"] for r in summary["iterations"]] == ["fallback", "fallback"]
+        assert summary["fallbacks"] == 2
+        events = [e for e in summary["events"] if e["kind"] == "fallback"]
+        assert [e["iteration"] for e in events] == [1, 2]
+        assert all(e["node"] == "rewrite" and "not JSON" in e["reason"] for e in events)
+        assert all(GARBAGE[:40] in e["reason"] for e in events)
+        saved = yaml.safe_load((tmp_path / "fb/prompts/cancer-gen.v002.yaml").read_text())
+        assert saved["author"] == "fallback"
+        # the loop went on: the fallback prompt was sent to the generator
+        assert summary["iterations"][0]["rows_generated"] > 0
+        assert model.calls_of("generate")[0]["system"] == saved["text"]
+
+    def test_valid_rewrite_is_not_a_fallback(self, spec_dict, tmp_path):
+        spec = make_spec(spec_dict, budget={"max_iterations": 2})
+        model = scripted()
+
+        summary = run(spec, tmp_path, model, run_id="ok")
+
+        assert [r["prompt_author"] for r in summary["iterations"]] == ["llm", "llm"]
+        assert summary["fallbacks"] == 0
+        assert not [e for e in summary["events"] if e["kind"] == "fallback"]
+        saved = yaml.safe_load((tmp_path / "ok/prompts/cancer-gen.v003.yaml").read_text())
+        assert saved["author"] == "llm" and saved["parent"] == 2
+        assert model.calls_of("generate")[-1]["system"] == saved["text"]
