@@ -11,7 +11,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 VPY=.venv/bin/python
-pip_install() { "$VPY" -m pip install --disable-pip-version-check -q "$@"; }
+# (this machine's pip config names local index folders that may not exist: drop that noise)
+quiet() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+pip_install() { quiet "$VPY" -m pip install --disable-pip-version-check -q "$@"; }
 
 # torch first and pinned: an unpinned torch pulls several GB of CUDA packages.
 if ! "$VPY" -c "import torch" 2>/dev/null; then
@@ -27,7 +29,7 @@ if ! "$VPY" -c "import llama_cpp" 2>/dev/null; then
     echo "[setup] building llama-cpp-python (portable CPU build, about 6 minutes on 2 cores)"
     CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF" \
     CMAKE_BUILD_PARALLEL_LEVEL=2 \
-      "$VPY" -m pip wheel --disable-pip-version-check -q --no-cache-dir --no-deps \
+      quiet "$VPY" -m pip wheel --disable-pip-version-check -q --no-cache-dir --no-deps \
         -w .cache/wheels "llama-cpp-python==0.3.36"
   fi
   pip_install .cache/wheels/llama_cpp_python-*.whl

@@ -13,12 +13,14 @@ from typing import Any
 from langchain_core.language_models.chat_models import BaseChatModel
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from synthloop.data import infer_schema, load_table
 from synthloop.errors import RunStoreError, SynthloopError
 from synthloop.graphs.context import SCHEMA, LoopContext
 from synthloop.graphs.loop import build_graph, stream_loop
 from synthloop.llm import LLMClient, make_chat_model
 from synthloop.spec import LoopSpec, dump_spec, load_spec
 from synthloop.store import SPEC_FILE, SUMMARY_FILE, RunStore, new_run_id
+from synthloop.tools.constraints import check_columns, parse_rule
 from synthloop.tools.registry import load_registry
 
 log = logging.getLogger(__name__)
@@ -46,11 +48,20 @@ def create_run(spec: LoopSpec, runs_dir: str | Path, run_id: str | None = None) 
     return store
 
 
+def preflight(spec: LoopSpec) -> None:
+    """Check the data against the spec before a run folder exists, so bad input leaves none."""
+    df = load_table(spec.resolved_source())
+    schema = infer_schema(df, spec)
+    for rule in spec.rules:
+        check_columns(parse_rule(rule), schema.feature_names())
+
+
 def execute(store: RunStore, spec: LoopSpec, *, resume: bool,
             chat_model: BaseChatModel | None = None, cache_dir: Path | None = None,
-            on_update: OnUpdate | None = None, checkpointer=None) -> dict[str, Any]:
-    ctx = LoopContext(spec=spec, store=store, client=_client(spec, chat_model, cache_dir),
-                      registry=load_registry())
+            on_update: OnUpdate | None = None, checkpointer=None,
+            client: LLMClient | None = None) -> dict[str, Any]:
+    client = client or _client(spec, chat_model, cache_dir)
+    ctx = LoopContext(spec=spec, store=store, client=client, registry=load_registry())
     conn = None
     if checkpointer is None:
         conn = sqlite3.connect(str(store.checkpoint_path), check_same_thread=False)
@@ -84,13 +95,14 @@ def run_loop(spec: LoopSpec | str | Path, runs_dir: str | Path = "runs", *,
     if not isinstance(spec, LoopSpec):
         spec = load_spec(spec)
     run_id = run_id or new_run_id(spec.name)
+    cache = default_cache_dir(runs_dir) if cache_dir == "default" else cache_dir
+    client = _client(spec, chat_model, Path(cache) if cache else None)
+    preflight(spec)
     fresh = not (Path(runs_dir) / run_id).exists()
     store = create_run(spec, runs_dir, run_id)
-    cache = default_cache_dir(runs_dir) if cache_dir == "default" else cache_dir
     try:
-        return execute(store, spec, resume=False, chat_model=chat_model,
-                       cache_dir=Path(cache) if cache else None, on_update=on_update,
-                       checkpointer=checkpointer)
+        return execute(store, spec, resume=False, on_update=on_update,
+                       checkpointer=checkpointer, client=client)
     except SynthloopError:
         # Bad input (data file, target, class, rule columns, LLM URI) is found before the
         # first node writes anything: such a run has nothing to resume, so leave no folder.

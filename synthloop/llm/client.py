@@ -160,6 +160,7 @@ class LLMClient:
             meter.output_tokens += cached.get("output_tokens", 0)
             return cached["content"]
         start = time.perf_counter()
+        retries_before = meter.retries  # the meter spans the node's calls; report this call's
 
         def _count_retry(state: RetryCallState) -> None:
             meter.retries += 1
@@ -178,7 +179,8 @@ class LLMClient:
             meter.failures += 1
             meter.seconds += time.perf_counter() - start
             raise LLMError(
-                f"LLM call to {self.model_id} failed after {meter.retries + 1} attempt(s): "
+                f"LLM call to {self.model_id} failed after "
+                f"{meter.retries - retries_before + 1} attempt(s): "
                 f"{type(exc).__name__}: {exc}".splitlines()[0]
             ) from None
         meter.seconds += time.perf_counter() - start
