@@ -92,3 +92,25 @@ class TestMetricDrop:
         assert len(candidate) > 0
         assert not set(candidate["_sl_row_id"]) & set(kept["_sl_row_id"])
         assert summary["final"]["validation"] == first["best_validation"]
+
+
+class TestBlendCapInTheLoop:
+    def test_synthetic_share_cap_binds_then_blocks(self, spec_dict, tmp_path):
+        # Setup: a 2% share cap on ~170 real training rows leaves room for 3 synthetic rows
+        spec = make_spec(spec_dict, budget={"max_iterations": 2, "max_synthetic_share": 0.02})
+        model = scripted()
+
+        # Run
+        summary = run(spec, tmp_path, model, run_id="cap")
+
+        # Assert: the first batch is cut to the cap, the second finds no room
+        first, second = summary["iterations"]
+        n_train = summary["split"]["train"]
+        room = int(0.02 * n_train / 0.98)
+        assert first["accepted"] is True
+        assert first["rows_accepted"] == room
+        assert first["checks"]["over_cap"] > 0
+        assert second["accepted"] is False
+        assert second["reason"] == "the synthetic-share cap is reached"
+        assert summary["synthetic_rows"] == room
+        assert len(synthetic_rows(tmp_path, "cap")) == room

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 from sklearn.datasets import load_iris
 
 from synthloop.spec import METRICS
-from tests.support import make_spec, run
 from tests.fakes import garbage_reply, loop_script, scripted
+from tests.support import make_spec, run
+
 
 class TestStopReasons:
     def test_target_reached_stops_before_any_llm_call(self, spec_dict, tmp_path):

@@ -1,0 +1,114 @@
+"""Curation (drop rows the model finds implausible for their label) and the blend cap."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synthloop.data import ColumnSchema, TableSchema
+from synthloop.tools.curation import blend_cap, confidence_floors, curate, training_frame
+
+SCHEMA = TableSchema(target="y", classes=["maj", "min"], positive_class="min",
+                     columns=[ColumnSchema(name="x", type="float", min=0, max=1)])
+
+
+def batch(labels: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({"x": np.linspace(0, 1, len(labels)), "y": labels})
+
+
+def cap(labels, confidence, *, n_real=70, class_counts=None, before=0, syn_counts=None,
+        max_share=0.3, balance=True):
+    return blend_cap(batch(labels), np.asarray(confidence, float), SCHEMA, n_real=n_real,
+                     class_counts=class_counts or {"maj": 60, "min": 10},
+                     n_synthetic_before=before, synthetic_counts=syn_counts or {},
+                     max_share=max_share, balance=balance)
+
+
+class TestBlendCap:
+    def test_share_cap_keeps_the_most_confident(self):
+        # Setup: 70 real rows and a 30% cap allow 30 synthetic rows; 50 are offered
+        conf = np.random.default_rng(0).random(50)
+
+        # Run
+        keep = cap(["min"] * 50, conf)
+
+        # Assert
+        assert keep.sum() == 30
+        assert conf[keep].min() > conf[~keep].max()
+        # the cap is a share of the blended training set
+        assert keep.sum() / (70 + keep.sum()) == pytest.approx(0.3)
+
+    def test_rows_kept_before_use_up_the_cap(self):
+        keep = cap(["min"] * 50, np.ones(50), before=25)
+
+        assert keep.sum() == 5
+
+    def test_cap_already_reached_keeps_nothing(self):
+        keep = cap(["min"] * 5, np.ones(5), before=40)
+
+        assert not keep.any()
+
+    def test_balance_never_lifts_a_class_above_the_majority(self):
+        # Setup: the minority has 50 real + 5 synthetic rows: room for 5 more under 60
+        keep = cap(["min"] * 20, np.linspace(0, 1, 20), class_counts={"maj": 60, "min": 50},
+                   syn_counts={"min": 5})
+
+        assert keep.sum() == 5
+        assert keep[-5:].all()  # the five most confident
+
+    def test_balance_off_only_applies_the_share_cap(self):
+        keep = cap(["min"] * 20, np.ones(20), class_counts={"maj": 60, "min": 50},
+                   syn_counts={"min": 5}, balance=False)
+
+        assert keep.sum() == 20
+
+    def test_majority_rows_are_refused_under_balance(self):
+        keep = cap(["maj", "min", "maj", "min"], [0.9, 0.1, 0.8, 0.2])
+
+        assert keep.tolist() == [False, True, False, True]
+
+
+class TestCurate:
+    def test_rows_below_their_class_floor_are_dropped(self):
+        # Setup: floors from out-of-fold confidence of real rows, 10th percentile
+        y = np.array(["maj"] * 10 + ["min"] * 10)
+        oof = np.column_stack([np.r_[np.linspace(0.6, 0.95, 10), np.linspace(0.1, 0.6, 10)],
+                               np.r_[np.linspace(0.4, 0.05, 10), np.linspace(0.9, 0.4, 10)]])
+        floors = confidence_floors(y, oof, SCHEMA.classes, 10)
+        b = batch(["min", "min", "maj"])
+        proba = np.array([[0.2, 0.8], [0.9, 0.1], [0.3, 0.7]])
+
+        # Run
+        keep, conf = curate(b, proba, SCHEMA, floors)
+
+        # Assert: each row is judged by the confidence in its own label
+        assert conf.tolist() == [0.8, 0.1, 0.3]
+        assert 0.4 < floors["min"] < 0.5 and 0.6 < floors["maj"] < 0.7
+        assert keep.tolist() == [True, False, False]
+
+    def test_percentile_zero_keeps_everything(self):
+        floors = confidence_floors(np.array(["maj", "min"]), np.array([[0.9, 0.1], [0.2, 0.8]]),
+                                   SCHEMA.classes, 0)
+
+        keep, _ = curate(batch(["min"]), np.array([[0.99, 0.01]]), SCHEMA, floors)
+
+        assert floors == {"maj": 0.0, "min": 0.0}
+        assert keep.all()
+
+
+class TestTrainingFrame:
+    def test_synthetic_rows_get_their_weight(self):
+        real = batch(["maj", "min", "maj"])
+        syn = batch(["min", "min"]).assign(_sl_origin="synthetic")
+
+        X, w = training_frame(real, syn, SCHEMA, 2.5)
+
+        assert list(X.columns) == ["x", "y"]
+        assert len(X) == 5
+        assert w.tolist() == [1, 1, 1, 2.5, 2.5]
+
+    def test_no_synthetic(self):
+        X, w = training_frame(batch(["maj", "min"]), None, SCHEMA, 2.5)
+
+        assert len(X) == 2 and w.tolist() == [1, 1]
