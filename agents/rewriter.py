@@ -132,7 +132,7 @@ def rewrite_prompt(
     if reply is None:
         text = fallback_instruction(regions, history)
         focus = [r for r in regions]
-        author = "fallback"
+        author = "fallback" if client is not None else "template"
     else:
         text = reply.instruction.strip()
         wanted = set(reply.focus)

@@ -143,6 +143,11 @@ def analyse(state: LoopState, ctx: LoopContext) -> dict:
     )
     floors = confidence_floors(tr[schema.target].astype(str).to_numpy(), oof, schema.classes,
                                spec.curation.confidence_percentile)
+    if not spec.analysis.feedback:  # the open loop: the whole class, whatever the errors
+        n_pos = int(y_pos.sum())
+        regions = [Region(id="r1", rule="True", conditions=[], label=schema.positive_class,
+                          support=len(rows), errors=n_pos, error_rate=1.0, positives=n_pos,
+                          recall=None)]
     k = state.get("iteration", 0)
     ctx.store.write_json(f"analysis/iter_{k:03d}.json",
                          {"summary": summary, "regions": [r.model_dump() for r in regions]})
@@ -179,7 +184,8 @@ def rewrite(state: LoopState, ctx: LoopContext) -> dict:
         {key: v for key, v in state["prompt"].items() if key != "path"})
     regions = [Region.model_validate(r) for r in state["regions"]]
     new, event = rewrite_prompt(
-        ctx.client, current, regions, state.get("iterations", []), iteration=k,
+        ctx.client if ctx.spec.analysis.feedback else None, current, regions,
+        state.get("iterations", []), iteration=k,
         temperature=ctx.spec.generator.temperature,
         seed=ctx.spec.seed * 1000 + k,
     )

@@ -147,6 +147,35 @@ def resume(
 
 
 @app.command()
+def bench(
+    suite: str = typer.Argument(..., help="sick, adult-lowdata or lending_club."),
+    data_dir: Path = typer.Option(Path("../shared/bench-data"), help="The bench-data folder."),
+    out: Path = typer.Option(Path("bench-results"), help="Where results.csv and results.md go."),
+    seeds: int = typer.Option(5, help="How many seeds (0..N-1)."),
+    methods: str | None = typer.Option(
+        None, help="Comma-separated: real_only,class_weight,smote,gaussian_copula,provided,"
+        "open_loop,synthloop (default: all)."),
+    llm: str = typer.Option("embedded", help="LLM URI for open_loop and synthloop."),
+    loop_rows: int = typer.Option(40, help="Rows per loop iteration for the LLM methods."),
+) -> None:
+    """Run the loop and its rivals on identical splits and seeds; print the table."""
+    from synthloop.evals.bench import run_bench
+
+    try:
+        res = run_bench(
+            suite, data_dir, out, seeds=seeds,
+            methods=[m.strip() for m in methods.split(",")] if methods else None,
+            ctx={"llm": llm, "loop_rows_per_iteration": loop_rows, "runs_dir": out / "runs"},
+            progress=lambda msg: err.print(f"[dim]{msg}[/]"),
+        )
+    except SynthloopError as exc:
+        _fail(str(exc))
+    out.mkdir(parents=True, exist_ok=True)
+    sys.stdout.write((out / "results.md").read_text())
+    err.print(f"wrote {out / 'results.csv'} ({len(res)} rows)")
+
+
+@app.command()
 def schema(out_file: Path | None = typer.Option(None, "--out", help="Write here, not stdout.")) -> None:
     """Print the loop spec's JSON schema (for editors)."""
     from synthloop.spec import LoopSpec

@@ -102,6 +102,11 @@ class GeneratorSpec(_Section):
 
 
 class AnalysisSpec(_Section):
+    feedback: bool = Field(
+        True,
+        description="False runs the open loop: no error regions, no prompt rewrite; rows of the "
+        "class that matters are generated from the whole training split (a baseline).",
+    )
     max_regions: int = Field(3, ge=1, le=20)
     max_depth: int = Field(3, ge=1, le=6)
     min_support: int = Field(8, ge=1)

