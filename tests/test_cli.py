@@ -118,15 +118,24 @@ class TestBadInput:
         assert result.exit_code == 2
         assert_one_error_line(result.stderr, "No run 'ghost'")
 
-    def test_long_message_stays_on_one_line_in_a_narrow_terminal(self, cancer_csv, tmp_path):
+    def test_brackets_in_a_message_are_shown_as_text(self, cancer_csv, tmp_path):
+        # a rich console would read '[bold]' as markup and drop it
+        spec = write_spec(cancer_csv.parent, {"data": {"source": "rows[bold].csv",
+                                                       "target": "diagnosis"}})
+
+        result = runner.invoke(app, ["run", str(spec), "--runs-dir", str(tmp_path / "r")])
+
+        assert result.exit_code == 2
+        assert_one_error_line(result.stderr, "rows[bold].csv")
+
+    def test_long_message_is_not_wrapped_at_the_console_width(self, cancer_csv, tmp_path):
         spec = write_spec(cancer_csv.parent, {"data": {"source": "cancer.csv",
                                                        "target": "no_such_column"}})
 
-        result = runner.invoke(app, ["run", str(spec), "--runs-dir", str(tmp_path / "r")],
-                               env={"COLUMNS": "40"})
+        result = runner.invoke(app, ["run", str(spec), "--runs-dir", str(tmp_path / "r")])
 
         line = assert_one_error_line(result.stderr, "worst_concave_points, diagnosis.")
-        assert len(line) > 40
+        assert len(line) > 160  # twice rich's default width for a non-terminal
 
 
 class TestEntryPoint:

@@ -17,7 +17,8 @@ class TestEmbeddedLLM:
         # Setup: the spec's own LLM ('embedded'), no injected chat model, no cache
         spec = make_spec(spec_dict, llm="embedded",
                          budget={"max_iterations": 1, "rows_per_iteration": 8},
-                         generator={"rows_per_call": 4, "max_tokens_per_call": 400},
+                         generator={"rows_per_call": 4, "columns_per_row": 3,
+                                    "max_tokens_per_call": 200},
                          analysis={"max_regions": 1})
 
         # Run
