@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from synthloop.data import TableSchema
+from synthloop.errors import HoldoutAccessError
 from synthloop.llm import LLMClient
 from synthloop.spec import LoopSpec
 from synthloop.store import RunStore
@@ -39,7 +40,9 @@ class LoopContext:
 
     def frame(self, rel: str) -> pd.DataFrame:
         if rel == HOLDOUT:
-            raise PermissionError("the holdout is read by the report node only")
+            raise HoldoutAccessError(
+                "The holdout is read by the report node only; use holdout_for_report() there."
+            )
         if rel not in self._frames:
             self._frames[rel] = self.store.read_frame(rel)
         return self._frames[rel]

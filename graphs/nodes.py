@@ -161,6 +161,8 @@ def decide(state: LoopState, ctx: LoopContext) -> dict:
     reason = None
     if m.target is not None and state["best_validation"] >= m.target:
         reason = "target_reached"
+    elif state["best_validation"] >= PRIMARY_METRICS[m.name].max_value - 1e-12:
+        reason = "no_errors"  # a perfect validation score leaves nothing to target
     elif state.get("iteration", 0) >= b.max_iterations:
         reason = "max_iterations"
     elif state.get("no_improvement", 0) >= b.patience:

@@ -48,5 +48,9 @@ class RunStoreError(SynthloopError):
     """A run folder is missing, unreadable or belongs to another run."""
 
 
+class HoldoutAccessError(SynthloopError, PermissionError):
+    """Something other than the final report asked for the holdout."""
+
+
 class PluginError(SynthloopError):
     """A plugin failed to load or registered something invalid."""

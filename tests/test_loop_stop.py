@@ -118,3 +118,24 @@ class TestSummary:
             summary["split"]["holdout"] == 288
         assert (tmp_path / "complete" / "summary.json").is_file()
         assert (tmp_path / "complete" / "models" / "final.joblib").is_file()
+
+
+class TestColumnNames:
+    def test_columns_that_are_not_identifiers_run_end_to_end(self, tmp_path):
+        # Setup: the cancer data with sklearn's own names ("mean radius", ...), which error
+        # regions must quote as `mean radius` to stay parseable
+        from tests.support import FEATURES, base_spec, cancer_frame
+
+        df = cancer_frame()
+        df.columns = [*FEATURES, "diagnosis"]
+        df.to_csv(tmp_path / "cancer.csv", index=False)
+        spec = make_spec(base_spec(tmp_path / "cancer.csv"), budget={"max_iterations": 1})
+
+        # Run
+        summary = run(spec, tmp_path / "runs", scripted(loop_script()))
+
+        # Assert: the loop finished its iteration, and regions name the columns in backticks
+        assert summary["status"] == "finished"
+        assert len(summary["iterations"]) == 1
+        rules = summary["iterations"][0]["focus_regions"]
+        assert rules and any("`" in r for r in rules)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import operator
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -48,7 +49,7 @@ def parse_rule(text: str) -> Rule:
     """Parse an expression; ``A if B`` (no else) means 'B implies A'."""
     if not isinstance(text, str) or not text.strip():
         raise RuleError("A rule must be a non-empty expression such as 'price > 0'.")
-    src = text.strip()
+    src, quoted = _unquote_names(text.strip())
     if " if " in f" {src} " and " else " not in f" {src} ":
         src = f"({src} else True)"
     try:
@@ -61,7 +62,10 @@ def parse_rule(text: str) -> Rule:
     names: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
-            if node.id not in _FUNCS and node.id not in ("True", "False"):
+            if node.id in quoted:
+                node.id = quoted[node.id]
+                names.append(node.id)
+            elif node.id not in _FUNCS and node.id not in ("True", "False"):
                 names.append(node.id)
         elif not isinstance(node, _ALLOWED):
             raise RuleError(
@@ -73,6 +77,27 @@ def parse_rule(text: str) -> Rule:
         ):
             raise RuleError(f"Rule {text!r} calls a function rules do not allow.")
     return Rule(text=text, tree=tree, columns=tuple(dict.fromkeys(names)))
+
+
+_BACKTICK = re.compile(r"`([^`]+)`")
+
+
+def _unquote_names(src: str) -> tuple[str, dict[str, str]]:
+    """Column names that are not identifiers are written in backticks (as in pandas' query):
+    `mean radius` > 3. They become placeholders for parsing and are restored afterwards."""
+    quoted: dict[str, str] = {}
+
+    def sub(m: re.Match) -> str:
+        key = f"__sl_col{len(quoted)}__"
+        quoted[key] = m.group(1)
+        return key
+
+    return _BACKTICK.sub(sub, src), quoted
+
+
+def quote_name(name: str) -> str:
+    """A column name as it must be written in a rule."""
+    return name if name.isidentifier() else f"`{name}`"
 
 
 _ALLOWED = (

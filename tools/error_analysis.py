@@ -8,6 +8,8 @@ with its support, error rate and the recall of the class that matters inside it.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel
@@ -15,6 +17,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from synthloop.data import TableSchema
 from synthloop.evals.classification import predict_labels
+from synthloop.tools.constraints import quote_name
 
 
 class Condition(BaseModel):
@@ -23,9 +26,10 @@ class Condition(BaseModel):
     value: float | str
 
     def text(self) -> str:
+        col = quote_name(self.column)
         if isinstance(self.value, str):
-            return f"{self.column} {self.op} {self.value!r}".replace("'", '"')
-        return f"{self.column} {self.op} {self.value:.6g}"
+            return f"{col} {self.op} {json.dumps(self.value)}"
+        return f"{col} {self.op} {self.value:.6g}"
 
 
 class Region(BaseModel):
