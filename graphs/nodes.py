@@ -17,6 +17,7 @@ from synthloop.agents.prompts import INITIAL_INSTRUCTION, PromptVersion
 from synthloop.agents.rewriter import rewrite_prompt
 from synthloop.data import conform, infer_schema, load_table, split_real
 from synthloop.evals.classification import PRIMARY_METRICS, score_all
+from synthloop.evals.utility import HoldoutLift
 from synthloop.graphs.context import (
     HOLDOUT,
     LEAKAGE,
@@ -373,6 +374,8 @@ def report(state: LoopState, ctx: LoopContext) -> dict:
     base_h, final_h = primary_metric(ctx, y, pb), primary_metric(ctx, y, pf)
     final_val = state.get("best_validation", state["baseline_validation"])
     kw = {"threshold": spec.metric.threshold, "precision": spec.metric.precision}
+    ci = HoldoutLift.compute(y, pb, pf, schema.classes, schema.positive_class, spec.metric.name,
+                             n_boot=1000, seed=spec.seed, **kw)
     syn = ctx.synthetic(state.get("synthetic_batches", []))
     if syn is None:
         syn = pd.DataFrame()
@@ -397,7 +400,8 @@ def report(state: LoopState, ctx: LoopContext) -> dict:
         "baseline": {"validation": state["baseline_validation"], "holdout": base_h},
         "final": {"validation": final_val, "holdout": final_h},
         "lift": {"validation": round(final_val - state["baseline_validation"], 6),
-                 "holdout": round(final_h - base_h, 6)},
+                 "holdout": round(final_h - base_h, 6),
+                 "holdout_ci95": [round(ci["ci_low"], 6), round(ci["ci_high"], 6)]},
         "holdout_all_metrics": {
             "baseline": score_all(y, pb, schema.classes, schema.positive_class, **kw),
             "final": score_all(y, pf, schema.classes, schema.positive_class, **kw),

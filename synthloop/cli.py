@@ -19,8 +19,8 @@ from synthloop.errors import SynthloopError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="synthloop: improve a model by generating the training data it is missing.")
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -71,12 +71,11 @@ class Progress:
 
 def iteration_table(summary: dict[str, Any]) -> Table:
     t = Table(title=f"run {summary['run_id']} — metric {summary.get('metric')}")
-    for col in ("iter", "prompt", "validation", "generated", "rejected", "accepted", "kept",
-                "tokens", "seconds"):
-        t.add_column(col, justify="right")
+    for col in ("iter", "prompt", "valid.", "gen", "rej", "acc", "kept", "tokens", "sec"):
+        t.add_column(col, justify="right", no_wrap=True)
     for r in summary["iterations"]:
         vm = r["validation_metric"]
-        t.add_row(str(r["iteration"]), f"v{r['prompt_version']} ({r.get('prompt_author')})",
+        t.add_row(str(r["iteration"]), f"v{r['prompt_version']} {r.get('prompt_author')}",
                   "—" if vm is None else f"{vm:.4f}", str(r["rows_generated"]),
                   str(r["rows_rejected"]), str(r["rows_accepted"]),
                   "yes" if r["accepted"] else "no", str(r["tokens"]), f"{r['seconds']:.1f}")
@@ -89,8 +88,10 @@ def print_summary(summary: dict[str, Any]) -> None:
     out.print(f"stop reason: {summary['stop_reason']}")
     out.print(f"{summary['metric']} validation: baseline {b['validation']:.4f} -> final "
               f"{f['validation']:.4f}")
+    ci = lift.get("holdout_ci95")
+    ci_text = f", 95% CI [{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else ""
     out.print(f"{summary['metric']} holdout:    baseline {b['holdout']:.4f} -> final "
-              f"{f['holdout']:.4f}  (lift {lift['holdout']:+.4f})")
+              f"{f['holdout']:.4f}  (lift {lift['holdout']:+.4f}{ci_text})")
     out.print(f"synthetic rows kept: {summary['synthetic_rows']} (sha256 "
               f"{summary['synthetic_sha256'][:12]}); tokens {summary['total_tokens']}; "
               f"fallbacks {summary['fallbacks']}; wall {summary['wall_seconds']:.0f}s")
