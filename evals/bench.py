@@ -22,7 +22,7 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from synthloop.errors import DataError, SpecError
 from synthloop.evals.classification import ALL_METRICS
@@ -51,6 +51,9 @@ class Suite:
     extra_rows: dict[str, pd.DataFrame] = field(default_factory=dict)  # e.g. the oracle pool
     splitter: Callable[[list[int]], Iterator[BenchSplit]] | None = None
     synthetic_rows: int = 1000
+    # "onehot", or "label" (categories as sorted integer codes, as the EPIC paper's protocol
+    # does before its StandardScaler)
+    encoding: str = "onehot"
 
     def splits(self, seeds: list[int]) -> Iterator[BenchSplit]:
         assert self.splitter is not None
@@ -102,7 +105,8 @@ def sick_suite(data_dir: Path) -> Suite:
     X_te, y_te = _read(d / "X_test.csv"), _read(d / "y_test.csv")
     train = X_tr.merge(y_tr, on="index").drop(columns=["index"])
     test = X_te.merge(y_te, on="index").drop(columns=["index"])
-    provided = _read(d / "epic_gpt35_samples.csv").drop(columns=["synindex"])
+    # the protocol uses the first 1,000 generated rows
+    provided = _read(d / "epic_gpt35_samples.csv").drop(columns=["synindex"]).iloc[:1000]
 
     def splitter(seeds):
         for s in seeds:  # a fixed published split; seeds vary the models and generators
@@ -111,7 +115,7 @@ def sick_suite(data_dir: Path) -> Suite:
     return Suite(name="sick", target="Class", positive="sick",
                  metrics=["f1", "balanced_accuracy", "roc_auc"], primary="f1",
                  models={"gradient_boosting": _gb, "lightgbm": _lgbm}, provided=provided,
-                 splitter=splitter, synthetic_rows=1000)
+                 splitter=splitter, synthetic_rows=1000, encoding="label")
 
 
 def adult_suite(data_dir: Path, sizes: tuple[int, ...] = (20, 50)) -> Suite:
@@ -162,21 +166,28 @@ SUITES: dict[str, Callable[..., Suite]] = {
 
 
 # -- encoding and scoring -----------------------------------------------------------------
-def _featurize(train: pd.DataFrame, target: str):
+def _featurize(train: pd.DataFrame, target: str, encoding: str = "onehot"):
     cols = [c for c in train.columns if c != target and not str(c).startswith("_sl_")]
     cat = [c for c in cols if train[c].dtype == object]
     num = [c for c in cols if c not in cat]
+    if encoding == "label":
+        cat_enc = make_pipeline(SimpleImputer(strategy="most_frequent"),
+                                OrdinalEncoder(handle_unknown="use_encoded_value",
+                                               unknown_value=-1),
+                                StandardScaler())
+    else:
+        cat_enc = make_pipeline(SimpleImputer(strategy="most_frequent"),
+                                OneHotEncoder(handle_unknown="ignore"))
     pre = ColumnTransformer([
         ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), num),
-        ("cat", make_pipeline(SimpleImputer(strategy="most_frequent"),
-                              OneHotEncoder(handle_unknown="ignore")), cat),
+        ("cat", cat_enc, cat),
     ])
     return cols, pre
 
 
 def fit_and_score(suite: Suite, model_name: str, seed: int, train: pd.DataFrame,
                   weights: np.ndarray | None, test: pd.DataFrame) -> dict[str, float]:
-    cols, pre = _featurize(train, suite.target)
+    cols, pre = _featurize(train, suite.target, suite.encoding)
     pipe = Pipeline([("pre", pre), ("model", suite.models[model_name](seed))])
     y = train[suite.target].astype(str).str.strip().to_numpy()
     X = train[cols]

@@ -246,7 +246,7 @@ def validate(state: LoopState, ctx: LoopContext) -> dict:
     info = {
         **state["batch"],
         "valid": ctx.store.write_frame(batch_path(k, "valid"), valid),
-        "rejected": ctx.store.write_frame(batch_path(k, "rejected"), rejected),
+        "invalid": ctx.store.write_frame(batch_path(k, "invalid"), rejected),
         "checks": counts,
     }
     if over:
@@ -261,17 +261,19 @@ def curate_node(state: LoopState, ctx: LoopContext) -> dict:
     k = state["iteration"]
     info = dict(state["batch"])
     valid = ctx.frame(info["valid"])
+    invalid = ctx.frame(info["invalid"])
     if valid.empty or info.get("blocked"):
         info["curated"] = ctx.store.write_frame(batch_path(k, "curated"), valid)
+        info["rejected"] = ctx.store.write_frame(batch_path(k, "rejected"), invalid)
         info["checks"] = {**info["checks"], "low_confidence": 0}
         return {"batch": info}
     model = ctx.store.read_model(state["current_model"])
     keep, conf = curate(valid, model.predict_proba(valid), ctx.schema, state["confidence_floors"])
     curated = valid.assign(_sl_confidence=np.round(conf, 6))
     dropped = curated.loc[~keep].assign(_sl_reject="low confidence in its label")
-    rejected = pd.concat([ctx.frame(info["rejected"]), dropped], ignore_index=True)
+    # written from the validation rejects each time, so a re-run after a crash never appends
+    rejected = pd.concat([invalid, dropped], ignore_index=True)
     info["rejected"] = ctx.store.write_frame(batch_path(k, "rejected"), rejected)
-    ctx._frames.pop(info["rejected"], None)
     info["curated"] = ctx.store.write_frame(batch_path(k, "curated"), curated.loc[keep])
     info["checks"] = {**info["checks"], "low_confidence": int((~keep).sum())}
     if not keep.any():

@@ -114,3 +114,25 @@ class TestBlendCapInTheLoop:
         assert second["reason"] == "the synthetic-share cap is reached"
         assert summary["synthetic_rows"] == room
         assert len(synthetic_rows(tmp_path, "cap")) == room
+
+
+class TestRejectedRows:
+    def test_every_row_is_either_curated_or_rejected_once_with_a_reason(self, spec_dict,
+                                                                        tmp_path):
+        # Setup: a mix of valid and invalid rows in one batch
+        spec = make_spec(spec_dict, budget={"max_iterations": 1},
+                         curation={"max_violation_rate": 1.0})
+        model = scripted(loop_script(generate=out_of_range_reply))
+
+        # Run
+        run(spec, tmp_path, model, run_id="rej")
+
+        # Assert: generated = curated + rejected, no row twice, every reject has a reason
+        batches = tmp_path / "rej" / "data" / "batches"
+        generated = pd.read_parquet(batches / "iter_001_generated.parquet")
+        curated = pd.read_parquet(batches / "iter_001_curated.parquet")
+        rejected = pd.read_parquet(batches / "iter_001_rejected.parquet")
+        assert len(generated) == len(curated) + len(rejected) > 0
+        assert rejected["_sl_row_id"].is_unique
+        assert set(rejected["_sl_row_id"]).isdisjoint(curated["_sl_row_id"])
+        assert (rejected["_sl_reject"].str.len() > 0).all()
