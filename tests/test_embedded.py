@@ -31,8 +31,11 @@ class TestEmbeddedLLM:
         (record,) = summary["iterations"]
         assert record["prompt_author"] in ("llm", "fallback")
         assert summary["fallbacks"] == (record["prompt_author"] == "fallback")
-        for key in ("baseline", "final", "lift"):
+        for key in ("baseline", "final"):
             assert set(summary[key]) == {"validation", "holdout"}
+        assert set(summary["lift"]) == {"validation", "holdout", "holdout_ci95"}
+        low, high = summary["lift"]["holdout_ci95"]
+        assert low <= summary["lift"]["holdout"] <= high
         # ... from real calls with real token counts ...
         usage = summary["usage_by_node"]
         assert usage["rewrite"]["calls"] == 1
