@@ -364,7 +364,8 @@ def run_bench(suite_name: str, data_dir: Path, out_dir: Path, seeds: int = 5,
             if method == "oracle":
                 aug = Augmented(pd.concat([split.train, split.oracle], ignore_index=True))
             else:
-                aug = METHODS[method](suite, split, suite.synthetic_rows, ctx)
+                aug = METHODS[method](suite, split,
+                                      int(ctx.get("synthetic_rows") or suite.synthetic_rows), ctx)
             gen_seconds = time.perf_counter() - start
             for model in suite.models:
                 t0 = time.perf_counter()

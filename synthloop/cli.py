@@ -158,6 +158,8 @@ def bench(
         "open_loop,synthloop (default: all)."),
     llm: str = typer.Option("embedded", help="LLM URI for open_loop and synthloop."),
     loop_rows: int = typer.Option(40, help="Rows per loop iteration for the LLM methods."),
+    synthetic_rows: int | None = typer.Option(
+        None, help="Synthetic rows per method (default: the suite's, e.g. 1000 for sick)."),
 ) -> None:
     """Run the loop and its rivals on identical splits and seeds; print the table."""
     from synthloop.evals.bench import run_bench
@@ -166,7 +168,8 @@ def bench(
         res = run_bench(
             suite, data_dir, out, seeds=seeds,
             methods=[m.strip() for m in methods.split(",")] if methods else None,
-            ctx={"llm": llm, "loop_rows_per_iteration": loop_rows, "runs_dir": out / "runs"},
+            ctx={"llm": llm, "loop_rows_per_iteration": loop_rows, "runs_dir": out / "runs",
+                 "synthetic_rows": synthetic_rows},
             progress=lambda msg: err.print(f"[dim]{msg}[/]"),
         )
     except SynthloopError as exc:
