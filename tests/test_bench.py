@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,8 @@ import pytest
 from synthloop.errors import SpecError
 from synthloop.evals.bench import run_bench
 
-BENCH_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "bench-data"
+BENCH_DATA = Path(os.environ.get(
+    "SYNTHLOOP_BENCH_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "bench-data"))
 needs_data = pytest.mark.skipif(not (BENCH_DATA / "sick").is_dir(),
                                 reason="shared/bench-data is not beside the repository")
 
