@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 
 from synthloop.errors import DataError, SpecError
+from synthloop.evals.base import Metric
 from synthloop.tools.constraints import violation_rate
 
 
-class ExpectedCalibrationError:
+class ExpectedCalibrationError(Metric):
     """Expected calibration error of the positive class's probability: 0 is perfectly calibrated.
 
     Predicted probabilities for ``positive`` are put in ``n_bins`` equal-width bins over
@@ -30,8 +31,6 @@ class ExpectedCalibrationError:
 
     name: ClassVar[str] = "ece"
     goal: ClassVar[str] = "minimize"
-    min_value: ClassVar[float] = 0.0
-    max_value: ClassVar[float] = 1.0
 
     @classmethod
     def compute(cls, y_true, proba, classes, positive, n_bins: int = 10, **_) -> float:
@@ -56,7 +55,7 @@ class ExpectedCalibrationError:
         return float(gap[count > 0].sum() / len(y))
 
 
-class ConstraintViolationRate:
+class ConstraintViolationRate(Metric):
     """Share of rows that break at least one rule: 0 means every row satisfies the spec.
 
     Rules are the spec's row rules (``price > 50 if category == "Electronics"``), evaluated by
@@ -68,8 +67,6 @@ class ConstraintViolationRate:
 
     name: ClassVar[str] = "constraint_violation_rate"
     goal: ClassVar[str] = "minimize"
-    min_value: ClassVar[float] = 0.0
-    max_value: ClassVar[float] = 1.0
 
     @classmethod
     def compute(cls, rows: pd.DataFrame, rules: list[str]) -> float:

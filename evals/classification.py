@@ -12,12 +12,10 @@ from typing import ClassVar
 import numpy as np
 from sklearn import metrics as skm
 
+from synthloop.evals.base import Metric
 
-class ClassificationMetric:
-    name: ClassVar[str]
-    goal: ClassVar[str] = "maximize"
-    min_value: ClassVar[float] = 0.0
-    max_value: ClassVar[float] = 1.0
+
+class ClassificationMetric(Metric):
     needs_threshold: ClassVar[bool] = False
 
     @classmethod

@@ -16,6 +16,7 @@ from typing import ClassVar
 import numpy as np
 
 from synthloop.errors import DataError, SpecError
+from synthloop.evals.base import Metric
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
@@ -29,11 +30,8 @@ def _ngrams(tokens: list[str], n: int) -> Counter:
     return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
 
 
-class DiversityMetric:
-    name: ClassVar[str]
+class DiversityMetric(Metric):
     goal: ClassVar[str] = "minimize"
-    min_value: ClassVar[float] = 0.0
-    max_value: ClassVar[float] = 1.0
 
 
 class SelfBLEU(DiversityMetric):

@@ -9,7 +9,6 @@ scores lie in [0, 1] and 1 is best. Column kinds come from a ``TableSchema`` whe
 from __future__ import annotations
 
 from itertools import combinations
-from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -21,16 +20,14 @@ from sklearn.model_selection import StratifiedKFold
 
 from synthloop.data import TableSchema
 from synthloop.errors import DataError, SpecError
-from synthloop.evals.coverage import feature_matrices
+from synthloop.evals.base import Metric
+from synthloop.evals.features import feature_matrices
 
 _NULL = "<null>"
 
 
-class FidelityMetric:
-    name: ClassVar[str]
-    goal: ClassVar[str] = "maximize"
-    min_value: ClassVar[float] = 0.0
-    max_value: ClassVar[float] = 1.0
+class FidelityMetric(Metric):
+    """Similarity of synthetic to real data: 1 is indistinguishable."""
 
 
 def _column_kinds(real: pd.DataFrame, synthetic: pd.DataFrame,

@@ -4,12 +4,10 @@ Every metric compares synthetic rows with the real *training* rows the generator
 seen, using a real *holdout* the generator never saw as the yardstick: a fresh sample from the
 real distribution is as close to the training rows as honest synthetic data should be.
 Distances are Manhattan distances in the shared feature space (see
-``synthloop.evals.coverage.feature_matrices``): the mean per-column difference, 0 for a copy.
+``synthloop.evals.features.feature_matrices``): the mean per-column difference, 0 for a copy.
 """
 
 from __future__ import annotations
-
-from typing import ClassVar
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
@@ -17,7 +15,8 @@ from sklearn.neighbors import NearestNeighbors
 
 from synthloop.data import TableSchema
 from synthloop.errors import DataError
-from synthloop.evals.coverage import DISTANCE, feature_matrices
+from synthloop.evals.base import Metric
+from synthloop.evals.features import DISTANCE, feature_matrices
 
 _COPY = 1e-12
 
@@ -31,11 +30,8 @@ def _nearest(reference: np.ndarray, queries: np.ndarray, k: int = 1,
     return d
 
 
-class PrivacyMetric:
-    name: ClassVar[str]
-    goal: ClassVar[str]
-    min_value: ClassVar[float] = 0.0
-    max_value: ClassVar[float] = 1.0
+class PrivacyMetric(Metric):
+    """Every privacy metric states its own ``goal``."""
 
 
 class DCR(PrivacyMetric):

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from synthloop.errors import DataError, SpecError
+from synthloop.evals.base import Metric
 from synthloop.evals.classification import PRIMARY_METRICS, ClassificationMetric
 
 
@@ -27,7 +28,7 @@ def _metric(owner: str, name: str) -> type[ClassificationMetric]:
     return PRIMARY_METRICS[name]
 
 
-class HoldoutLift:
+class HoldoutLift(Metric):
     """Gain of the primary metric on the real holdout, final model minus baseline, with a CI.
 
     Both models are scored on the same real holdout rows; ``lift`` is final minus baseline
@@ -40,9 +41,7 @@ class HoldoutLift:
     """
 
     name: ClassVar[str] = "holdout_lift"
-    goal: ClassVar[str] = "maximize"
     min_value: ClassVar[float] = -1.0
-    max_value: ClassVar[float] = 1.0
 
     @classmethod
     def compute(cls, y_true, proba_baseline, proba_final, classes, positive, metric: str,
@@ -107,11 +106,7 @@ def _aligned_proba(proba, model, classes: list[str]) -> np.ndarray:
     return proba
 
 
-class _TrainTestReal:
-    name: ClassVar[str]
-    goal: ClassVar[str] = "maximize"
-    min_value: ClassVar[float] = 0.0
-    max_value: ClassVar[float] = 1.0
+class _TrainTestReal(Metric):
 
     @classmethod
     def compute(cls, train, test, model_factory: Callable[[], Any], classes, positive,

@@ -22,13 +22,9 @@ from synthloop.evals.calibration import (
     ExpectedCalibrationError,
 )
 from synthloop.evals.classification import F1
-from synthloop.evals.coverage import (
-    COVERAGE_METRICS,
-    ManifoldPrecision,
-    ManifoldRecall,
-    feature_matrices,
-)
+from synthloop.evals.coverage import COVERAGE_METRICS, ManifoldPrecision, ManifoldRecall
 from synthloop.evals.diversity import DIVERSITY_METRICS, MeanPairwiseCosine, SelfBLEU
+from synthloop.evals.features import feature_matrices
 from synthloop.evals.fidelity import (
     FIDELITY_METRICS,
     ColumnShapes,
