@@ -14,7 +14,6 @@ import math
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel
 
 from synthloop.agents.prompts import PromptVersion
 from synthloop.data import TableSchema
@@ -52,10 +51,6 @@ def row_json_schema(schema: TableSchema, columns: list[str], n: int) -> dict:
     return {"type": "object", "properties": {"rows": {"type": "array", "items": row,
                                                       "minItems": n, "maxItems": n}},
             "required": ["rows"]}
-
-
-class _Rows(BaseModel):
-    rows: list[dict]
 
 
 def choose_columns(schema: TableSchema, region: Region, ranked: list[str],
@@ -191,7 +186,8 @@ def generate_batch(
             try:
                 raw = client.complete(
                     chat(prompt.text, request), node="generate", temperature=temperature,
-                    max_tokens=max_tokens, seed=s, schema=_schema_model(schema, columns, k),
+                    max_tokens=max_tokens, seed=s,
+                    json_schema=row_json_schema(schema, columns, k), schema_name="Rows",
                 )
                 rows = _parse_rows(raw, columns)
             except (LLMError, ValueError) as exc:
@@ -228,23 +224,6 @@ def generate_batch(
     batch = pd.concat(frames, ignore_index=True)
     batch.insert(0, "_sl_row_id", [f"{run_id}:{iteration}:{i}" for i in range(len(batch))])
     return batch, stats
-
-
-class _SchemaHolder(BaseModel):
-    """Carries a raw JSON schema through LLMClient.complete's pydantic-typed parameter."""
-
-
-def _schema_model(schema: TableSchema, columns: list[str], n: int) -> type[BaseModel]:
-    js = row_json_schema(schema, columns, n)
-
-    class Rows(_SchemaHolder):
-        rows: list[dict]
-
-        @classmethod
-        def model_json_schema(cls, *a, **kw):  # noqa: D401 - the exact schema to constrain to
-            return js
-
-    return Rows
 
 
 def _parse_rows(raw: str, columns: list[str]) -> list[dict]:

@@ -31,26 +31,19 @@ class RewriteReply(BaseModel):
     focus: list[str] = Field(description="Ids of the regions to generate rows for.")
 
 
-def reply_schema(regions: list[Region]) -> type[RewriteReply]:
-    """RewriteReply, with the JSON schema narrowed to these regions' ids (a grammar for
-    models that take one), so a small model cannot ramble through made-up ids."""
+def reply_json_schema(regions: list[Region]) -> dict:
+    """RewriteReply's JSON schema narrowed to these regions' ids (a grammar for models that
+    take one), so a small model cannot ramble through made-up ids."""
     ids = [r.id for r in regions]
-
-    class Reply(RewriteReply):
-        @classmethod
-        def model_json_schema(cls, *a, **kw):
-            return {
-                "type": "object",
-                "properties": {
-                    "instruction": {"type": "string", "minLength": 40, "maxLength": 600},
-                    "focus": {"type": "array", "items": {"type": "string", "enum": ids},
-                              "minItems": 1, "maxItems": len(ids)},
-                },
-                "required": ["instruction", "focus"],
-            }
-
-    Reply.__name__ = "RewriteReply"
-    return Reply
+    return {
+        "type": "object",
+        "properties": {
+            "instruction": {"type": "string", "minLength": 40, "maxLength": 600},
+            "focus": {"type": "array", "items": {"type": "string", "enum": ids},
+                      "minItems": 1, "maxItems": len(ids)},
+        },
+        "required": ["instruction", "focus"],
+    }
 
 
 def rewrite_request(current: PromptVersion, regions: list[Region], history: list[dict]) -> str:
@@ -119,7 +112,8 @@ def rewrite_prompt(
     if client is not None:
         try:
             reply = client.structured(
-                chat(SYSTEM, rewrite_request(current, regions, history)), reply_schema(regions),
+                chat(SYSTEM, rewrite_request(current, regions, history)), RewriteReply,
+                json_schema=reply_json_schema(regions),
                 node="rewrite", temperature=temperature, max_tokens=max_tokens, seed=seed,
             )
             reason = validate_reply(reply, current, regions)

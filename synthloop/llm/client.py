@@ -143,12 +143,20 @@ class LLMClient:
         max_tokens: int = 512,
         seed: int = 0,
         schema: type[BaseModel] | None = None,
+        json_schema: dict | None = None,
+        schema_name: str | None = None,
     ) -> str:
+        """The reply's text. ``schema`` (a pydantic model) or a raw ``json_schema`` constrains
+        it where the backend takes a JSON schema (a grammar on the embedded model)."""
         params: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens, "seed": seed}
-        if schema is not None:
+        if schema is not None or json_schema is not None:
             params["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema()},
+                "json_schema": {
+                    "name": schema_name or (schema.__name__ if schema else "Reply"),
+                    "schema": json_schema if json_schema is not None
+                    else schema.model_json_schema(),
+                },
             }
         key = self._key(messages, params)
         meter = self.usage[node]
@@ -197,9 +205,11 @@ class LLMClient:
         self._cache_put(key, rec)
         return content
 
-    def structured(self, messages: Sequence[BaseMessage], schema: type[T], **kw: Any) -> T:
-        """Call and parse into ``schema``; a reply that does not fit raises LLMOutputError."""
-        raw = self.complete(messages, schema=schema, **kw)
+    def structured(self, messages: Sequence[BaseMessage], schema: type[T],
+                   json_schema: dict | None = None, **kw: Any) -> T:
+        """Call and parse into ``schema``; a reply that does not fit raises LLMOutputError.
+        ``json_schema`` narrows what the backend is constrained to (e.g. enums of valid ids)."""
+        raw = self.complete(messages, schema=schema, json_schema=json_schema, **kw)
         return parse_reply(raw, schema)
 
     # -- cache ----------------------------------------------------------------------------
