@@ -314,10 +314,9 @@ def _loop(suite: Suite, split: BenchSplit, n: int, ctx: dict, feedback: bool) ->
             "llm": ctx.get("llm", "embedded"),
             "seed": split.seed,
         })
-        summary = run_loop(spec, Path(ctx.get("runs_dir", Path(tmp) / "runs")))
-        syn_path = Path(ctx.get("runs_dir", Path(tmp) / "runs")) / summary["run_id"] / \
-            "data" / "synthetic.parquet"
-        syn = pd.read_parquet(syn_path)
+        runs_dir = Path(ctx.get("runs_dir", Path(tmp) / "runs"))
+        summary = run_loop(spec, runs_dir)
+        syn = pd.read_parquet(runs_dir / summary["run_id"] / "data" / "synthetic.parquet")
     cols = list(split.train.columns)
     out = pd.concat([split.train, syn[cols]], ignore_index=True) if len(syn) else split.train
     return Augmented(out, tokens=int(summary["total_tokens"]))

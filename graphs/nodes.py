@@ -93,7 +93,7 @@ def prepare(state: LoopState, ctx: LoopContext) -> dict:
         "positive": schema.positive_class, "n_train": len(train), "n_validation": len(val),
         "n_holdout": len(holdout), "ranked_columns": ranked, "synthetic_batches": [],
         "synthetic_rows": 0, "tokens_used": 0, "no_improvement": 0, "stop_reason": None,
-        "prompt": {**prompt.model_dump(), "path": prompt.filename},
+        "prompt": prompt.model_dump(),
     }
 
 
@@ -183,8 +183,7 @@ def route_after_decide(state: LoopState) -> str:
 
 def rewrite(state: LoopState, ctx: LoopContext) -> dict:
     k = state.get("iteration", 0) + 1
-    current = PromptVersion.model_validate(
-        {key: v for key, v in state["prompt"].items() if key != "path"})
+    current = PromptVersion.model_validate(state["prompt"])
     regions = [Region.model_validate(r) for r in state["regions"]]
     new, event = rewrite_prompt(
         ctx.client if ctx.spec.analysis.feedback else None, current, regions,
@@ -196,7 +195,7 @@ def rewrite(state: LoopState, ctx: LoopContext) -> dict:
     usage = ctx.client.take_usage("rewrite") if ctx.client else {}
     return {
         "iteration": k,
-        "prompt": {**new.model_dump(), "path": new.filename},
+        "prompt": new.model_dump(),
         "events": [event] if event else [],
         "usage": [{"node": "rewrite", "iteration": k, **usage}],
         "tokens_used": state.get("tokens_used", 0) + usage.get("tokens", 0),
@@ -206,8 +205,7 @@ def rewrite(state: LoopState, ctx: LoopContext) -> dict:
 
 def generate(state: LoopState, ctx: LoopContext) -> dict:
     k, g = state["iteration"], ctx.spec.generator
-    prompt = PromptVersion.model_validate(
-        {key: v for key, v in state["prompt"].items() if key != "path"})
+    prompt = PromptVersion.model_validate(state["prompt"])
     regions = [Region.model_validate(r) for r in prompt.focus_regions] or \
         [Region.model_validate(r) for r in state["regions"]]
     batch, stats = generate_batch(
