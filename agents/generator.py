@@ -163,18 +163,37 @@ def generate_batch(
     columns_per_row: int | None,
     ranked_columns: list[str],
     run_id: str,
+    contrast_share: float = 0.0,
     iteration: int,
     seed: int,
 ) -> tuple[pd.DataFrame, dict]:
-    """Candidate rows for ``regions`` (shares by error count) and the generation stats."""
+    """Candidate rows for ``regions`` (shares by error count) and the generation stats.
+
+    With ``contrast_share`` > 0, that share of each region's rows is written for the other
+    class(es) inside the same region: the counter-examples that keep the boundary in place, so
+    the model learns where the region's class starts rather than a shifted prior.
+    """
     stats = {"calls": 0, "llm_failures": 0, "rows_returned": 0, "failure_reasons": []}
     if not regions or n_rows <= 0:
         return pd.DataFrame(), stats
     weights = np.array([max(r.errors, 1) for r in regions], dtype=float)
     shares = np.floor(weights / weights.sum() * n_rows).astype(int)
     shares[np.argmax(weights)] += n_rows - shares.sum()
-    frames = []
+    jobs: list[tuple[Region, int]] = []
     for region, want in zip(regions, shares):
+        n_contrast = int(round(want * contrast_share))
+        jobs.append((region, int(want) - n_contrast))
+        others = [c for c in schema.classes if c != region.label]
+        if n_contrast and others:
+            # binary: the other class; multiclass: the rest of the region's rows go to the
+            # classes in turn
+            for j, other in enumerate(others):
+                part = n_contrast // len(others) + (1 if j < n_contrast % len(others) else 0)
+                if part:
+                    jobs.append((region.model_copy(update={"label": other,
+                                                           "id": f"{region.id}-{other}"}), part))
+    frames = []
+    for region, want in jobs:
         columns = choose_columns(schema, region, ranked_columns, columns_per_row)
         for ci in range(math.ceil(want / rows_per_call)):
             k = int(min(rows_per_call, want - ci * rows_per_call))
@@ -201,7 +220,10 @@ def generate_batch(
                 continue
             stats["rows_returned"] += len(rows)
             gen = pd.DataFrame(rows)
-            base = ex.iloc[[i % len(ex) for i in range(len(gen))]].reset_index(drop=True)
+            # columns the LLM does not write come from a different exemplar than the one it
+            # most likely imitates, so a reply that echoes an exemplar is not a copy of it
+            shift = 1 if len(columns) < len(schema.columns) and len(ex) > 1 else 0
+            base = ex.iloc[[(i + shift) % len(ex) for i in range(len(gen))]].reset_index(drop=True)
             full = base.copy()
             for c in columns:
                 full[c] = gen[c] if c in gen.columns else None

@@ -314,6 +314,8 @@ def _loop(suite: Suite, split: BenchSplit, n: int, ctx: dict, feedback: bool) ->
             "llm": ctx.get("llm", "embedded"),
             "seed": split.seed,
         })
+        if ctx.get("loop_overrides"):
+            spec = spec.with_overrides(ctx["loop_overrides"])
         runs_dir = Path(ctx.get("runs_dir", Path(tmp) / "runs"))
         summary = run_loop(spec, runs_dir)
         syn = pd.read_parquet(runs_dir / summary["run_id"] / "data" / "synthetic.parquet")

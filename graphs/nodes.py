@@ -214,6 +214,7 @@ def generate(state: LoopState, ctx: LoopContext) -> dict:
         few_shot=g.few_shot, temperature=g.temperature, max_tokens=g.max_tokens_per_call,
         columns_per_row=g.columns_per_row, ranked_columns=state["ranked_columns"],
         run_id=state["run_id"], iteration=k, seed=ctx.spec.seed,
+        contrast_share=g.contrast_share,
     )
     path = ctx.store.write_frame(batch_path(k, "generated"), batch)
     usage = ctx.client.take_usage("generate")

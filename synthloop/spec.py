@@ -98,6 +98,13 @@ class GeneratorSpec(_Section):
         description="Ask the LLM for at most this many columns per row (the most important ones); "
         "the others are taken from the row's exemplar. None: every column.",
     )
+    contrast_share: float = Field(
+        0.0,
+        ge=0,
+        le=0.9,
+        description="Share of each region's rows written for the other class inside the same "
+        "region (counter-examples that keep the decision boundary in place). 0: none.",
+    )
     noise: NoiseSpec = Field(default_factory=NoiseSpec)
 
 

@@ -63,10 +63,18 @@ class TestBlendCap:
 
         assert keep.sum() == 20
 
-    def test_majority_rows_are_refused_under_balance(self):
-        keep = cap(["maj", "min", "maj", "min"], [0.9, 0.1, 0.8, 0.2])
+    def test_majority_rows_never_outnumber_the_minoritys_synthetic_rows(self):
+        # Setup: counter-examples of the majority class, more confident than the minority rows
+        keep = cap(["maj", "min", "maj", "maj", "maj"], [0.9, 0.1, 0.8, 0.7, 0.6])
 
-        assert keep.tolist() == [False, True, False, True]
+        # Assert: the one minority row lets in one majority row, the most confident
+        assert keep.tolist() == [True, True, False, False, False]
+
+    def test_majority_rows_fill_up_to_synthetic_minority_count_including_earlier_batches(self):
+        keep = cap(["maj"] * 6, np.linspace(0, 1, 6), syn_counts={"min": 4, "maj": 1})
+
+        assert keep.sum() == 3
+        assert keep[-3:].all()
 
 
 class TestCurate:

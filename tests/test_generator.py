@@ -140,6 +140,34 @@ class TestEnforcement:
         assert {"mean_radius", "worst_concave_points"} <= set(asked)
         assert batch[schema.feature_names()].notna().all().all()
 
+    def test_an_echo_of_an_exemplar_is_not_a_copy_of_it(self, schema, train):
+        # Setup: a model that writes its exemplars back verbatim, 3 of the columns
+        def echo(messages, params):
+            req = parse_generation_request(messages[-1].content)
+            return json.dumps({"rows": [req.exemplars[i % len(req.exemplars)]
+                                        for i in range(req.n)]})
+
+        model = scripted(echo)
+
+        # Run
+        _, batch, _ = generate(model, schema, train, n_rows=4, columns_per_row=3)
+
+        # Assert: the other columns come from another exemplar, so no row equals a real row
+        names = schema.feature_names()
+        real = {tuple(np.round(r, 6)) for r in train[names].to_numpy(float)}
+        assert not any(tuple(np.round(r, 6)) in real for r in batch[names].to_numpy(float))
+
+    def test_contrast_share_writes_the_other_class_inside_the_region(self, schema, train):
+        model = scripted(jittered_rows_reply)
+
+        _, batch, _ = generate(model, schema, train, n_rows=8, contrast_share=0.5)
+
+        assert batch["diagnosis"].value_counts().to_dict() == {"malignant": 4, "benign": 4}
+        assert evaluate_region(RULE, batch).all()
+        # counter-examples are asked for with exemplars of their own class
+        labels = [parse_generation_request(c["user"]).label for c in model.calls]
+        assert sorted(labels) == ["benign", "malignant"]
+
 
 class TestProvenanceInTheLoop:
     def test_every_kept_row_carries_provenance(self, spec_dict, tmp_path):

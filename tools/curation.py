@@ -38,24 +38,40 @@ def blend_cap(batch: pd.DataFrame, confidence: np.ndarray, schema: TableSchema,
               synthetic_counts: dict[str, int], max_share: float, balance: bool) -> np.ndarray:
     """Mask of rows that fit under the synthetic-share cap and the class balance.
 
-    Rows are taken most confident first, so a cut keeps the most plausible ones.
+    With ``balance``, synthetic rows of a class fill the gap to the majority class; a class
+    with no gap (the majority, e.g. counter-examples written for it) may have at most as many
+    synthetic rows as the other classes have on average, so synthetic rows never add to the
+    imbalance. Rows are taken most confident first, so a cut keeps the most plausible ones.
     """
     cap_total = int(np.floor(max_share * n_real / (1 - max_share))) - n_synthetic_before
     majority = max(class_counts.values()) if class_counts else 0
     keep = np.zeros(len(batch), bool)
-    room = {c: majority - class_counts.get(c, 0) - synthetic_counts.get(c, 0)
-            for c in schema.classes}
-    taken = 0
     labels = batch[schema.target].astype(str).to_numpy()
-    for i in np.argsort(-confidence, kind="stable"):
-        if taken >= cap_total:
+    syn = {c: synthetic_counts.get(c, 0) for c in schema.classes}
+    gap = {c: majority - class_counts.get(c, 0) - syn[c] for c in schema.classes}
+    short = {c for c, g in gap.items() if g > 0}
+    order = np.argsort(-confidence, kind="stable")
+    taken = 0
+    # first the classes that are short of the majority, then the counter-examples
+    for first in (True, False):
+        for i in order:
+            if taken >= cap_total:
+                return keep
+            lab = labels[i]
+            if keep[i] or (balance and (lab in short) != first):
+                continue
+            if balance and not first:
+                others = [syn[c] for c in schema.classes if c != lab]
+                if not others or syn.get(lab, 0) >= sum(others) / len(others):
+                    continue
+            elif balance and gap.get(lab, 0) <= 0:
+                continue
+            keep[i] = True
+            taken += 1
+            gap[lab] = gap.get(lab, 0) - 1
+            syn[lab] = syn.get(lab, 0) + 1
+        if not balance:
             break
-        lab = labels[i]
-        if balance and room.get(lab, 0) <= 0:
-            continue
-        keep[i] = True
-        taken += 1
-        room[lab] = room.get(lab, 0) - 1
     return keep
 
 
