@@ -285,7 +285,8 @@ def blend(state: LoopState, ctx: LoopContext) -> dict:
     info = dict(state["batch"])
     cur = ctx.frame(info["curated"])
     schema = ctx.schema
-    if cur.empty:
+    if cur.empty or info.get("blocked"):  # a blocked batch is rejected whole
+        cur = cur.iloc[:0]
         info["candidate"] = ctx.store.write_frame(batch_path(k, "candidate"), cur)
         info["checks"] = {**info["checks"], "over_cap": 0}
         return {"batch": info}
@@ -422,4 +423,16 @@ def report(state: LoopState, ctx: LoopContext) -> dict:
                   "holdout": state["n_holdout"]},
     }
     ctx.store.write_json("summary.json", summary)
+    from synthloop.evals.report import write_report  # reads summary.json: write it first
+
+    try:
+        write_report(ctx.store.root, holdout=holdout)
+    except Exception as exc:  # the report's figures are a by-product: never fail the run
+        log.warning("run %s: report.html was not written: %s", state["run_id"], exc)
+        event = {"kind": "report_failed", "node": "report",
+                 "reason": f"{type(exc).__name__}: {exc}"}
+        summary["events"] = [*events, event]
+        ctx.store.write_json("summary.json", summary)
+        return {"status": "finished", "synthetic_sha256": summary["synthetic_sha256"],
+                "events": [event]}
     return {"status": "finished", "synthetic_sha256": summary["synthetic_sha256"]}

@@ -46,6 +46,27 @@ class TestViolationRate:
         assert len(kept) == first["rows_accepted"] == summary["synthetic_rows"]
         assert set(kept["_sl_iteration"]) == {1}
 
+    def test_batch_over_the_rate_with_some_valid_rows_is_rejected_whole(self, spec_dict, tmp_path):
+        # Setup: every other call writes rows far out of range, so about half the batch is bad
+        calls = []
+
+        def half_bad(messages, params):
+            calls.append(1)
+            reply = out_of_range_reply if len(calls) % 2 else jittered_rows_reply
+            return reply(messages, params)
+
+        spec = make_spec(spec_dict, curation={"max_violation_rate": 0.3})
+
+        summary = run(spec, tmp_path, scripted(loop_script(generate=half_bad)), run_id="half")
+
+        # Assert: the valid half is not blended in on its own
+        (record,) = summary["iterations"]
+        assert 0.3 < record["checks"]["violation_rate"] < 1.0
+        assert record["accepted"] is False
+        assert record["reason"].startswith("violation rate")
+        assert record["rows_accepted"] == 0
+        assert summary["synthetic_rows"] == 0
+
     def test_violation_rate_at_the_limit_is_not_rejected_for_it(self, spec_dict, tmp_path):
         # Setup: a limit of 1.0 lets even a batch of only bad rows through the rate check
         spec = make_spec(spec_dict, curation={"max_violation_rate": 1.0})

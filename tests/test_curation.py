@@ -70,6 +70,13 @@ class TestBlendCap:
         # Assert: the one minority row lets in one majority row, the most confident
         assert keep.tolist() == [True, True, False, False, False]
 
+    def test_balanced_real_data_keeps_synthetic_classes_level(self):
+        keep = cap(["maj"] * 6 + ["min"] * 2, [0.9] * 6 + [0.1] * 2,
+                   class_counts={"maj": 30, "min": 30})
+
+        kept = pd.Series(["maj"] * 6 + ["min"] * 2)[keep].value_counts().to_dict()
+        assert kept == {"maj": 3, "min": 2}
+
     def test_majority_rows_fill_up_to_synthetic_minority_count_including_earlier_batches(self):
         keep = cap(["maj"] * 6, np.linspace(0, 1, 6), syn_counts={"min": 4, "maj": 1})
 

@@ -51,27 +51,36 @@ def blend_cap(batch: pd.DataFrame, confidence: np.ndarray, schema: TableSchema,
     gap = {c: majority - class_counts.get(c, 0) - syn[c] for c in schema.classes}
     short = {c for c, g in gap.items() if g > 0}
     order = np.argsort(-confidence, kind="stable")
-    taken = 0
-    # first the classes that are short of the majority, then the counter-examples
-    for first in (True, False):
-        for i in order:
-            if taken >= cap_total:
-                return keep
-            lab = labels[i]
-            if keep[i] or (balance and (lab in short) != first):
-                continue
-            if balance and not first:
-                others = [syn[c] for c in schema.classes if c != lab]
-                if not others or syn.get(lab, 0) >= sum(others) / len(others):
-                    continue
-            elif balance and gap.get(lab, 0) <= 0:
-                continue
-            keep[i] = True
-            taken += 1
-            gap[lab] = gap.get(lab, 0) - 1
-            syn[lab] = syn.get(lab, 0) + 1
+
+    def admissible(lab: str) -> bool:
         if not balance:
-            break
+            return True
+        if lab in short:
+            return gap[lab] > 0
+        others = [syn[c] for c in schema.classes if c != lab]
+        if not others:
+            return False
+        if short:  # counter-examples: at most the other classes' mean
+            return syn.get(lab, 0) < sum(others) / len(others)
+        return syn.get(lab, 0) <= min(others)  # balanced real data: classes take turns
+
+    taken = 0
+    # first the classes short of the majority, then (repeatedly) whatever is admissible
+    for phase in ("short", "rest"):
+        progress = True
+        while progress and taken < cap_total:
+            progress = False
+            for i in order:
+                lab = labels[i]
+                if taken >= cap_total:
+                    break
+                if keep[i] or (phase == "short" and lab not in short) or not admissible(lab):
+                    continue
+                keep[i] = True
+                taken += 1
+                gap[lab] = gap.get(lab, 0) - 1
+                syn[lab] = syn.get(lab, 0) + 1
+                progress = True
     return keep
 
 
