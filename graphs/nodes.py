@@ -423,9 +423,9 @@ def report(state: LoopState, ctx: LoopContext) -> dict:
                   "holdout": state["n_holdout"]},
     }
     ctx.store.write_json("summary.json", summary)
-    from synthloop.evals.report import write_report  # reads summary.json: write it first
+    try:  # the report reads summary.json: write it first
+        from synthloop.evals.report import write_report
 
-    try:
         write_report(ctx.store.root, holdout=holdout)
     except Exception as exc:  # the report's figures are a by-product: never fail the run
         log.warning("run %s: report.html was not written: %s", state["run_id"], exc)

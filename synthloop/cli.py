@@ -148,6 +148,61 @@ def resume(
 
 
 @app.command()
+def report(
+    run_id: str = typer.Argument(..., help="The finished run to report on."),
+    runs_dir: Path = typer.Option(Path("runs"), help="Where run folders are."),
+    out_path: Path | None = typer.Option(
+        None, "--out", help="A folder for report.html and report.json, or a .html path "
+        "(default: the run folder)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report's JSON."),
+) -> None:
+    """Write report.html (plots) and report.json (the same numbers) for a finished run."""
+    from synthloop.evals.report import find_run, write_report
+
+    try:
+        html_path, json_path = write_report(find_run(run_id, runs_dir), out_path)
+    except SynthloopError as exc:
+        _fail(str(exc))
+    rep = json.loads(json_path.read_text())
+    if as_json:
+        sys.stdout.write(json.dumps({"files": {"html": str(html_path), "json": str(json_path)},
+                                     **rep}, indent=2) + "\n")
+        return
+    print_report_headlines(rep, html_path, json_path)
+
+
+def _num(v: Any, fmt: str = ".4f") -> str:
+    return "n/a" if v is None else format(v, fmt)
+
+
+def print_report_headlines(rep: dict[str, Any], html_path: Path, json_path: Path) -> None:
+    run, regions = rep["run"], rep["regions"]["regions"]
+    b, f, lift = run["baseline"], run["final"], run["lift"]
+    ci = lift.get("holdout_ci95") or [None, None]
+    out.print(f"wrote {escape(str(html_path))}")
+    out.print(f"wrote {escape(str(json_path))}")
+    out.print(f"run {run['run_id']} ({run['status']}, {run['stop_reason']}); "
+              f"{run['synthetic_rows']} synthetic rows; tokens {run['total_tokens']}; "
+              f"wall {_num(run['wall_seconds'], '.0f')}s")
+    out.print(f"{run['metric']} holdout: baseline {_num(b['holdout'])} -> final "
+              f"{_num(f['holdout'])} (lift {_num(lift['holdout'], '+.4f')}, 95% CI "
+              f"[{_num(ci[0], '+.4f')}, {_num(ci[1], '+.4f')}])")
+    for r in regions:
+        out.print(f"region {r['id']} recall of '{rep['regions']['positive_class']}': "
+                  f"{_num(r['baseline']['recall'], '.2f')} -> {_num(r['final']['recall'], '.2f')} "
+                  f"({r['positives']} positives in {r['support']} validation rows): {escape(r['rule'])}")
+    fid, priv = rep["fidelity"], rep["privacy"]
+    if "note" in fid:
+        out.print(f"synthetic data: {fid['note']}")
+        return
+    dcr = priv.get("dcr") or {}
+    out.print(f"fidelity: column shapes {_num(fid['column_shapes'])}, detection "
+              f"{_num(fid['detection'])}; privacy: membership-inference AUC "
+              f"{_num(priv['membership_inference_auc'])}, DCR share closer "
+              f"{_num(dcr.get('share_closer'))}, exact copies {_num(dcr.get('exact_copies'))}")
+
+
+@app.command()
 def bench(
     suite: str = typer.Argument(..., help="sick, adult-lowdata or lending_club."),
     data_dir: Path = typer.Option(Path("../shared/bench-data"), help="The bench-data folder."),
