@@ -147,6 +147,28 @@ def cast_to_schema(df: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
     return out
 
 
+def repair_ranges(df: pd.DataFrame, fallback: pd.DataFrame, schema: TableSchema,
+                  columns: list[str]) -> tuple[pd.DataFrame, int]:
+    """Replace each written number outside its column's range by the exemplar's value (a
+    small model often shifts a value into the wrong position); returns the count replaced."""
+    out = df.copy()
+    repaired = 0
+    for name in columns:
+        c = schema.column(name)
+        if c.type not in ("float", "int") or (c.min is None and c.max is None):
+            continue
+        v = pd.to_numeric(out[name], errors="coerce")
+        bad = pd.Series(False, index=out.index)
+        if c.min is not None:
+            bad |= (v < c.min).fillna(False)
+        if c.max is not None:
+            bad |= (v > c.max).fillna(False)
+        if bad.any():
+            out.loc[bad, name] = fallback.loc[bad, name].to_numpy()
+            repaired += int(bad.sum())
+    return out, repaired
+
+
 def generate_batch(
     client: LLMClient,
     prompt: PromptVersion,
@@ -164,6 +186,7 @@ def generate_batch(
     ranked_columns: list[str],
     run_id: str,
     contrast_share: float = 0.0,
+    repair: bool = False,
     iteration: int,
     seed: int,
 ) -> tuple[pd.DataFrame, dict]:
@@ -173,7 +196,8 @@ def generate_batch(
     class(es) inside the same region: the counter-examples that keep the boundary in place, so
     the model learns where the region's class starts rather than a shifted prior.
     """
-    stats = {"calls": 0, "llm_failures": 0, "rows_returned": 0, "failure_reasons": []}
+    stats = {"calls": 0, "llm_failures": 0, "rows_returned": 0, "cells_repaired": 0,
+             "failure_reasons": []}
     if not regions or n_rows <= 0:
         return pd.DataFrame(), stats
     weights = np.array([max(r.errors, 1) for r in regions], dtype=float)
@@ -228,6 +252,9 @@ def generate_batch(
             for c in columns:
                 full[c] = gen[c] if c in gen.columns else None
             full = cast_to_schema(full, schema)
+            if repair:
+                full, fixed = repair_ranges(full, base, schema, columns)
+                stats["cells_repaired"] += fixed
             full = project_to_region(full, region, base, schema)
             full[schema.target] = region.label
             full["_sl_origin"] = "synthetic"

@@ -214,7 +214,7 @@ def generate(state: LoopState, ctx: LoopContext) -> dict:
         few_shot=g.few_shot, temperature=g.temperature, max_tokens=g.max_tokens_per_call,
         columns_per_row=g.columns_per_row, ranked_columns=state["ranked_columns"],
         run_id=state["run_id"], iteration=k, seed=ctx.spec.seed,
-        contrast_share=g.contrast_share,
+        contrast_share=g.contrast_share, repair=g.repair_out_of_range,
     )
     path = ctx.store.write_frame(batch_path(k, "generated"), batch)
     usage = ctx.client.take_usage("generate")
@@ -356,6 +356,7 @@ def accept(state: LoopState, ctx: LoopContext) -> dict:
         "reason": reason,
         "llm_calls": stats.get("calls", 0),
         "llm_failures": stats.get("llm_failures", 0),
+        "cells_repaired": stats.get("cells_repaired", 0),
         "checks": checks,
         "tokens": tokens,
         "seconds": round(seconds, 2),

@@ -105,6 +105,11 @@ class GeneratorSpec(_Section):
         description="Share of each region's rows written for the other class inside the same "
         "region (counter-examples that keep the decision boundary in place). 0: none.",
     )
+    repair_out_of_range: bool = Field(
+        True,
+        description="Replace a written number outside its column's range by the exemplar's value "
+        "(counted in the iteration's cells_repaired) instead of rejecting the row.",
+    )
     noise: NoiseSpec = Field(default_factory=NoiseSpec)
 
 

@@ -17,6 +17,10 @@ from tests.fakes import (
 from tests.support import make_spec, run
 
 
+# these tests are about rejecting bad rows, so out-of-range numbers are not repaired
+NO_REPAIR = {"repair_out_of_range": False}
+
+
 def synthetic_rows(runs_dir, run_id: str) -> pd.DataFrame:
     return pd.read_parquet(runs_dir / run_id / SYNTHETIC)
 
@@ -25,7 +29,7 @@ class TestViolationRate:
     def test_out_of_range_batch_is_rejected_and_not_kept(self, spec_dict, tmp_path):
         # Setup: iteration 1 gets valid rows, iteration 2 rows far outside every range
         spec = make_spec(spec_dict, budget={"max_iterations": 2},
-                         curation={"max_violation_rate": 0.5})
+                         curation={"max_violation_rate": 0.5}, generator=NO_REPAIR)
         model = scripted(loop_script(generate=by_revision(jittered_rows_reply,
                                                           out_of_range_reply)))
 
@@ -55,7 +59,7 @@ class TestViolationRate:
             reply = out_of_range_reply if len(calls) % 2 else jittered_rows_reply
             return reply(messages, params)
 
-        spec = make_spec(spec_dict, curation={"max_violation_rate": 0.3})
+        spec = make_spec(spec_dict, curation={"max_violation_rate": 0.3}, generator=NO_REPAIR)
 
         summary = run(spec, tmp_path, scripted(loop_script(generate=half_bad)), run_id="half")
 
@@ -69,7 +73,7 @@ class TestViolationRate:
 
     def test_violation_rate_at_the_limit_is_not_rejected_for_it(self, spec_dict, tmp_path):
         # Setup: a limit of 1.0 lets even a batch of only bad rows through the rate check
-        spec = make_spec(spec_dict, curation={"max_violation_rate": 1.0})
+        spec = make_spec(spec_dict, curation={"max_violation_rate": 1.0}, generator=NO_REPAIR)
         model = scripted(loop_script(generate=out_of_range_reply))
 
         summary = run(spec, tmp_path, model)
@@ -137,12 +141,35 @@ class TestBlendCapInTheLoop:
         assert len(synthetic_rows(tmp_path, "cap")) == room
 
 
+class TestRepair:
+    def test_out_of_range_numbers_are_repaired_and_counted(self, spec_dict, tmp_path):
+        # Setup: every number far above its column's maximum, categories still invalid
+        spec = make_spec(spec_dict, curation={"max_violation_rate": 1.0})
+        model = scripted(loop_script(generate=out_of_range_reply))
+
+        summary = run(spec, tmp_path, model, run_id="rep")
+
+        # Assert: no row fails the range check; every written number was counted as repaired
+        (record,) = summary["iterations"]
+        numeric = [c for c in spec_dict_numeric(tmp_path / "rep")]
+        assert record["checks"]["range"] == 0
+        assert record["cells_repaired"] == record["rows_generated"] * len(numeric)
+
+
+def spec_dict_numeric(run_dir) -> list[str]:
+    import json
+
+    schema = json.loads((run_dir / "schema.json").read_text())
+    return [c["name"] for c in schema["columns"]
+            if c["type"] in ("float", "int") and (c["min"] is not None or c["max"] is not None)]
+
+
 class TestRejectedRows:
     def test_every_row_is_either_curated_or_rejected_once_with_a_reason(self, spec_dict,
                                                                         tmp_path):
         # Setup: a mix of valid and invalid rows in one batch
         spec = make_spec(spec_dict, budget={"max_iterations": 1},
-                         curation={"max_violation_rate": 1.0})
+                         curation={"max_violation_rate": 1.0}, generator=NO_REPAIR)
         model = scripted(loop_script(generate=out_of_range_reply))
 
         # Run
