@@ -23,6 +23,9 @@ class ColumnSchema(BaseModel):
     max: float | None = None
     categories: list[str] | None = None
     nullable: bool = False
+    # numbers: the 0th, 5th, ..., 100th percentiles of the real values, so distances between
+    # rows can be measured in population ranks rather than in a range an outlier stretches
+    quantiles: list[float] | None = None
 
     def describe(self) -> str:
         if self.type in ("float", "int"):
@@ -166,6 +169,8 @@ def _infer_column(s: pd.Series, name: str, is_text: bool = False) -> ColumnSchem
             name=name, type="int" if is_int else "float", nullable=nullable,
             min=float(vals.min()) if len(vals) else None,
             max=float(vals.max()) if len(vals) else None,
+            quantiles=[round(float(q), 6) for q in np.quantile(vals, np.linspace(0, 1, 21))]
+            if len(vals) else None,
         )
     uniq = s.dropna().astype(str).unique()
     if len(uniq) <= MAX_CATEGORIES:

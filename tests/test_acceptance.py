@@ -16,7 +16,6 @@ from tests.fakes import (
 )
 from tests.support import make_spec, run
 
-
 # these tests are about rejecting bad rows, so out-of-range numbers are not repaired
 NO_REPAIR = {"repair_out_of_range": False}
 

@@ -15,10 +15,12 @@ from synthloop.tools.constraints import evaluate, evaluate_region
 
 
 class FeatureSpace:
-    """Rows as vectors: numbers scaled to [0, 1] by the schema's range, categories one-hot.
+    """Rows as vectors: numbers as their rank in the real data (0..1, from the schema's
+    quantiles; by the schema's range when there are none), categories one-hot.
 
     ``distance`` is the mean per-column difference, so 0 is an exact copy and 0.01 means the
-    rows differ by about 1% of a column's range on average.
+    rows sit about 1% of the population apart per column on average. Ranks, not ranges: one
+    outlier (an age of 455) would otherwise squeeze every real difference towards zero.
     """
 
     def __init__(self, schema: TableSchema):
@@ -28,10 +30,14 @@ class FeatureSpace:
         parts = []
         for c in self.schema.columns:
             if c.type in ("float", "int"):
-                lo, hi = c.min or 0.0, c.max if c.max is not None else 1.0
-                span = (hi - lo) or 1.0
-                v = (pd.to_numeric(df[c.name], errors="coerce").astype(float) - lo) / span
-                parts.append(v.fillna(-1.0).to_numpy()[:, None])
+                v = pd.to_numeric(df[c.name], errors="coerce").astype(float).to_numpy()
+                q = getattr(c, "quantiles", None)
+                if q and q[-1] > q[0]:
+                    ranks = np.interp(v, q, np.linspace(0, 1, len(q)))
+                else:
+                    lo, hi = c.min or 0.0, c.max if c.max is not None else 1.0
+                    ranks = (v - lo) / ((hi - lo) or 1.0)
+                parts.append(np.where(np.isnan(v), -1.0, ranks)[:, None])
             elif c.type == "bool":
                 parts.append(df[c.name].map(lambda x: -1.0 if x is None else float(x))
                              .to_numpy(float)[:, None])
