@@ -215,16 +215,19 @@ def bench(
     loop_rows: int = typer.Option(40, help="Rows per loop iteration for the LLM methods."),
     synthetic_rows: int | None = typer.Option(
         None, help="Synthetic rows per method (default: the suite's, e.g. 1000 for sick)."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override a key of the LLM methods' loop spec: --set generator.contrast_share=0.5"),
 ) -> None:
     """Run the loop and its rivals on identical splits and seeds; print the table."""
     from synthloop.evals.bench import run_bench
 
     try:
+        overrides = _parse_sets(set_)
         res = run_bench(
             suite, data_dir, out, seeds=seeds,
             methods=[m.strip() for m in methods.split(",")] if methods else None,
             ctx={"llm": llm, "loop_rows_per_iteration": loop_rows, "runs_dir": out / "runs",
-                 "synthetic_rows": synthetic_rows},
+                 "synthetic_rows": synthetic_rows, "loop_overrides": overrides},
             progress=lambda msg: err.print(f"[dim]{msg}[/]"),
         )
     except SynthloopError as exc:
