@@ -217,6 +217,8 @@ def bench(
         None, help="Synthetic rows per method (default: the suite's, e.g. 1000 for sick)."),
     set_: list[str] = typer.Option(
         [], "--set", help="Override a key of the LLM methods' loop spec: --set generator.contrast_share=0.5"),
+    variants: str | None = typer.Option(
+        None, help="Only these variants of a suite, comma-separated, e.g. 'n=20' for adult-lowdata."),
 ) -> None:
     """Run the loop and its rivals on identical splits and seeds; print the table."""
     from synthloop.evals.bench import run_bench
@@ -229,6 +231,7 @@ def bench(
             ctx={"llm": llm, "loop_rows_per_iteration": loop_rows, "runs_dir": out / "runs",
                  "synthetic_rows": synthetic_rows, "loop_overrides": overrides},
             progress=lambda msg: err.print(f"[dim]{msg}[/]"),
+            variants=[v.strip() for v in variants.split(",")] if variants else None,
         )
     except SynthloopError as exc:
         _fail(str(exc))

@@ -99,7 +99,7 @@ class GeneratorSpec(_Section):
         "the others are taken from the row's exemplar. None: every column.",
     )
     contrast_share: float = Field(
-        0.0,
+        0.5,
         ge=0,
         le=0.9,
         description="Share of each region's rows written for the other class inside the same "
