@@ -203,10 +203,10 @@ def generate_batch(
     weights = np.array([max(r.errors, 1) for r in regions], dtype=float)
     shares = np.floor(weights / weights.sum() * n_rows).astype(int)
     shares[np.argmax(weights)] += n_rows - shares.sum()
-    jobs: list[tuple[Region, int]] = []
+    jobs: list[tuple[Region, int, bool]] = []  # (region, rows, counter-examples?)
     for region, want in zip(regions, shares):
         n_contrast = int(round(want * contrast_share))
-        jobs.append((region, int(want) - n_contrast))
+        jobs.append((region, int(want) - n_contrast, False))
         others = [c for c in schema.classes if c != region.label]
         if n_contrast and others:
             # binary: the other class; multiclass: the rest of the region's rows go to the
@@ -215,9 +215,10 @@ def generate_batch(
                 part = n_contrast // len(others) + (1 if j < n_contrast % len(others) else 0)
                 if part:
                     jobs.append((region.model_copy(update={"label": other,
-                                                           "id": f"{region.id}-{other}"}), part))
+                                                           "id": f"{region.id}-{other}"}), part,
+                                 True))
     frames = []
-    for region, want in jobs:
+    for region, want, counter in jobs:
         columns = choose_columns(schema, region, ranked_columns, columns_per_row)
         for ci in range(math.ceil(want / rows_per_call)):
             k = int(min(rows_per_call, want - ci * rows_per_call))
@@ -266,6 +267,7 @@ def generate_batch(
             full["_sl_generator"] = client.model_id
             full["_sl_seed"] = s
             full["_sl_region"] = region.rule
+            full["_sl_counterexample"] = counter
             full["_sl_exemplars"] = ",".join(f"train:{i}" for i in ex.index)
             frames.append(full)
     if not frames:

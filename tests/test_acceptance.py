@@ -88,11 +88,12 @@ class TestMetricDrop:
                                                              tmp_path):
         # Setup: iteration 1 gets good rows; iteration 2 gets benign-looking rows that the
         # generator labels as the requested class (malignant): label noise, heavily weighted,
-        # with curation off so only the metric check can stop it
+        # with curation off so only the metric check can stop it (and every row of the
+        # requested class, no counter-examples)
         benign = cancer_df[cancer_df.diagnosis == "benign"]
         spec = make_spec(spec_dict, budget={"max_iterations": 2},
                          curation={"confidence_percentile": 0},
-                         blend={"synthetic_weight": 10})
+                         blend={"synthetic_weight": 10}, generator={"contrast_share": 0})
         model = scripted(loop_script(generate=by_revision(jittered_rows_reply,
                                                           rows_from_frame_reply(benign))))
 

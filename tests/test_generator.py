@@ -167,6 +167,8 @@ class TestEnforcement:
         # counter-examples are asked for with exemplars of their own class
         labels = [parse_generation_request(c["user"]).label for c in model.calls]
         assert sorted(labels) == ["benign", "malignant"]
+        assert batch.groupby("diagnosis")["_sl_counterexample"].all().to_dict() == {
+            "benign": True, "malignant": False}
 
 
 class TestProvenanceInTheLoop:
@@ -197,7 +199,10 @@ class TestProvenanceInTheLoop:
         for _, row in kept.iterrows():
             focus = {r["rule"]: r["label"] for r in prompts[row["_sl_prompt_version"]]
                      ["focus_regions"]}
-            assert row["diagnosis"] == focus[row["_sl_region"]]
+            if row["_sl_counterexample"]:  # written for the other class, inside the region
+                assert row["diagnosis"] != focus[row["_sl_region"]]
+            else:
+                assert row["diagnosis"] == focus[row["_sl_region"]]
             assert evaluate_region(row["_sl_region"], row.to_frame().T.infer_objects()).all()
         # (the model did claim another label, and did leave a region with bounds)
         replies = [json.loads(c["reply"]) for c in model.calls_of("generate")]
