@@ -36,6 +36,24 @@ class TestSickProtocol:
         assert (tmp_path / "results.csv").is_file() and (tmp_path / "results.md").is_file()
 
 
+@needs_data
+class TestAdultProtocol:
+    def test_headline_averages_the_models_and_reports_the_oracle(self, tmp_path):
+        res = run_bench("adult-lowdata", BENCH_DATA, tmp_path, seeds=1, methods=["real_only"],
+                        variants=["n=20"])
+
+        auc = res[res.metric == "roc_auc"].set_index(["method", "model"])["mean"]
+        models = ["lightgbm", "random_forest", "logistic_regression"]
+        for method in ("real_only", "oracle"):
+            assert auc[(method, "mean of models")] == pytest.approx(
+                sum(auc[(method, m)] for m in models) / 3, abs=0.01)
+        # 20 rows per class sit well under the oracle (all real training rows)
+        assert auc[("real_only", "mean of models")] < auc[("oracle", "mean of models")]
+        assert (res["suite"] == "adult-lowdata n=20").all()
+        assert "| method | lightgbm | random_forest | logistic_regression | mean of models |" in \
+            (tmp_path / "results.md").read_text()
+
+
 class TestBadInput:
     def test_unknown_suite_and_method_are_one_clear_error(self, tmp_path):
         with pytest.raises(SpecError, match="Unknown suite 'nope'; suites are: sick"):
@@ -43,3 +61,6 @@ class TestBadInput:
         if (BENCH_DATA / "sick").is_dir():
             with pytest.raises(SpecError, match="Unknown method"):
                 run_bench("sick", BENCH_DATA, tmp_path, methods=["magic"])
+            with pytest.raises(SpecError, match="No split of suite 'sick' matches"):
+                run_bench("sick", BENCH_DATA, tmp_path, seeds=1, methods=["real_only"],
+                          variants=["n=7"])
