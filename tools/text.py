@@ -87,7 +87,7 @@ def _as_texts(texts: str | Sequence[str] | pd.Series) -> list[str]:
         texts = [texts]
     out = []
     for i, t in enumerate(texts):
-        if t is None or (isinstance(t, float) and np.isnan(t)):
+        if t is None or (not isinstance(t, str) and bool(pd.isna(t))):
             raise DataError(f"Text {i} is missing (None/NaN); drop or fill empty texts first.")
         out.append(str(t))
     return out
@@ -99,10 +99,12 @@ def _as_texts(texts: str | Sequence[str] | pd.Series) -> list[str]:
 class Embedder:
     """Sentence embeddings (normalised, float32, 384-d), each distinct text embedded once.
 
-    The model loads on first use, offline, from the installed package's folder (or
-    ``model_dir``). Embeddings are cached in memory by the sha256 of the text and, with
-    ``cache_dir``, on disk as ``emb-*.npz`` shards (one per call that embedded new texts), so a
-    resumed run does not embed its corpus again. ``calls_`` counts calls to the model and
+    The model loads on first use from the installed package's folder (or ``model_dir``) with
+    ``local_files_only``; ``HF_HUB_OFFLINE`` and ``TRANSFORMERS_OFFLINE`` default to 1 from then
+    on in the process (set them to 0 first to keep the hub reachable for other code).
+    Embeddings are cached in memory by the sha256 of the text and, with ``cache_dir``, on disk
+    as ``emb-*.npz`` shards (one per call that embedded new texts), so a resumed run does not
+    embed its corpus again. ``calls_`` counts calls to the model and
     ``encoded_`` the texts it embedded.
     """
 
