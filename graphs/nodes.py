@@ -324,9 +324,11 @@ def accept(state: LoopState, ctx: LoopContext) -> dict:
     if reason is None:
         model = fit(ctx, state.get("synthetic_batches", []), extra=cand)
         score = validation_score(ctx, model)
-        if score >= best - 1e-12:
+        tolerance = ctx.spec.blend.max_validation_drop
+        if score >= best - tolerance - 1e-12:
             accepted = True
-            reason = "validation did not drop"
+            reason = ("validation did not drop" if score >= best - 1e-12 else
+                      f"validation dropped {best - score:.4f}, within {tolerance:g}")
             path = ctx.store.write_model(f"models/iter_{k:03d}.joblib", model)
             batches = [*state.get("synthetic_batches", []), info["candidate"]]
             syn = ctx.synthetic(batches)

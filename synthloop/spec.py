@@ -148,6 +148,13 @@ class BlendSpec(_Section):
     balance: bool = Field(
         True, description="Never let synthetic rows push a class above the majority class."
     )
+    max_validation_drop: float = Field(
+        0.0,
+        ge=0,
+        description="Keep a batch if the validation metric drops by at most this below the best "
+        "so far (0: it must not drop). On a small validation split one example moves F1 by "
+        "points; about one example's worth lets a batch through that noise alone would refuse.",
+    )
 
 
 class ReviewSpec(_Section):

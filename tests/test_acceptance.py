@@ -118,6 +118,28 @@ class TestMetricDrop:
         assert not set(candidate["_sl_row_id"]) & set(kept["_sl_row_id"])
         assert summary["final"]["validation"] == first["best_validation"]
 
+    def test_a_drop_within_the_tolerance_is_kept_and_the_best_stays(self, spec_dict, cancer_df,
+                                                                    tmp_path):
+        # Setup: the same label-noise batch, with a tolerance larger than any possible drop
+        benign = cancer_df[cancer_df.diagnosis == "benign"]
+        spec = make_spec(spec_dict, budget={"max_iterations": 2},
+                         curation={"confidence_percentile": 0},
+                         blend={"synthetic_weight": 10, "max_validation_drop": 1.0},
+                         generator={"contrast_share": 0})
+        model = scripted(loop_script(generate=by_revision(jittered_rows_reply,
+                                                          rows_from_frame_reply(benign))))
+
+        summary = run(spec, tmp_path, model, run_id="tol")
+
+        # Assert: kept, the reason says by how much it dropped, and the best is not lowered
+        first, second = summary["iterations"]
+        assert second["accepted"] is True
+        assert second["validation_metric"] < first["best_validation"]
+        drop = first["best_validation"] - second["validation_metric"]
+        assert second["reason"] == f"validation dropped {drop:.4f}, within 1"
+        assert second["best_validation"] == first["best_validation"]
+        assert set(synthetic_rows(tmp_path, "tol")["_sl_iteration"]) == {1, 2}
+
 
 class TestBlendCapInTheLoop:
     def test_synthetic_share_cap_binds_then_blocks(self, spec_dict, tmp_path):
