@@ -9,6 +9,7 @@ with the mean and standard deviation over seeds, seconds and LLM tokens.
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
@@ -432,6 +433,13 @@ def run_bench(suite_name: str, data_dir: Path, out_dir: Path, seeds: int = 5,
     res.to_csv(out_dir / "results.csv", index=False)
     df.to_csv(out_dir / "raw.csv", index=False)
     (out_dir / "results.md").write_text(markdown_table(res, suite.primary))
+    # what produced these numbers: enough to re-run them
+    settings = {"suite": suite_name, "seeds": seeds, "methods": methods, "variants": variants,
+                "synthetic_rows": int(ctx.get("synthetic_rows") or suite.synthetic_rows),
+                "llm": ctx.get("llm", "embedded"),
+                "loop_rows_per_iteration": int(ctx.get("loop_rows_per_iteration", 40)),
+                "loop_overrides": {**suite.loop_overrides, **(ctx.get("loop_overrides") or {})}}
+    (out_dir / "bench.json").write_text(json.dumps(settings, indent=2, default=str) + "\n")
     return res
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -34,6 +35,9 @@ class TestSickProtocol:
         assert {"suite", "method", "model", "metric", "mean", "std", "seeds", "seconds",
                 "tokens"} <= set(res.columns)
         assert (tmp_path / "results.csv").is_file() and (tmp_path / "results.md").is_file()
+        settings = json.loads((tmp_path / "bench.json").read_text())
+        assert settings["suite"] == "sick" and settings["seeds"] == 2
+        assert settings["methods"] == ["real_only", "provided"]
 
 
 @needs_data
