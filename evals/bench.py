@@ -60,6 +60,10 @@ class Suite:
     # loop spec keys the suite's data needs, e.g. a larger synthetic share in the low-data regime
     loop_overrides: dict[str, Any] = field(default_factory=dict)
 
+    def loop_overrides_with(self, ctx: dict) -> dict[str, Any]:
+        """The suite's loop overrides, then the caller's (``--set``) on top."""
+        return {**self.loop_overrides, **(ctx.get("loop_overrides") or {})}
+
     def splits(self, seeds: list[int]) -> Iterator[BenchSplit]:
         assert self.splitter is not None
         return self.splitter(seeds)
@@ -340,7 +344,7 @@ def _loop(suite: Suite, split: BenchSplit, n: int, ctx: dict, feedback: bool) ->
             "llm": ctx.get("llm", "embedded"),
             "seed": split.seed,
         })
-        overrides = {**suite.loop_overrides, **(ctx.get("loop_overrides") or {})}
+        overrides = suite.loop_overrides_with(ctx)
         if overrides:
             spec = spec.with_overrides(overrides)
         runs_dir = Path(ctx.get("runs_dir", Path(tmp) / "runs"))
@@ -438,7 +442,7 @@ def run_bench(suite_name: str, data_dir: Path, out_dir: Path, seeds: int = 5,
                 "synthetic_rows": int(ctx.get("synthetic_rows") or suite.synthetic_rows),
                 "llm": ctx.get("llm", "embedded"),
                 "loop_rows_per_iteration": int(ctx.get("loop_rows_per_iteration", 40)),
-                "loop_overrides": {**suite.loop_overrides, **(ctx.get("loop_overrides") or {})}}
+                "loop_overrides": suite.loop_overrides_with(ctx)}
     (out_dir / "bench.json").write_text(json.dumps(settings, indent=2, default=str) + "\n")
     return res
 

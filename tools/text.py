@@ -37,7 +37,7 @@ from synthloop.errors import DataError, HoldoutAccessError, SpecError
 from synthloop.evals.classification import predict_labels
 from synthloop.evals.diversity import MeanPairwiseCosine, SelfBLEU
 from synthloop.spec import ModelSpec
-from synthloop.tools.training import make_estimator
+from synthloop.tools.training import align_proba, fit_weighted, make_estimator
 
 log = logging.getLogger(__name__)
 
@@ -880,21 +880,12 @@ class TextModel:
         X = self._inputs(df)
         y = df[self.schema.target].astype(str).to_numpy()
         self.pipeline_ = self._pipeline()
-        if sample_weight is None:
-            self.pipeline_.fit(X, y)
-        elif isinstance(self.pipeline_, Pipeline):
-            self.pipeline_.fit(X, y, model__sample_weight=sample_weight)
-        else:
-            self.pipeline_.fit(X, y, sample_weight=sample_weight)
-        self.classes_ = [str(c) for c in self.pipeline_.classes_]
+        self.classes_ = fit_weighted(self.pipeline_, X, y, sample_weight)
         return self
 
     def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
-        proba = self.pipeline_.predict_proba(self._inputs(df))
-        out = np.zeros((len(df), len(self.schema.classes)))
-        for j, c in enumerate(self.classes_):
-            out[:, self.schema.classes.index(c)] = proba[:, j]
-        return out
+        return align_proba(self.pipeline_.predict_proba(self._inputs(df)), self.classes_,
+                           self.schema.classes)
 
 
 def make_text_model(spec: ModelSpec, schema: TableSchema, seed: int, *,

@@ -138,25 +138,34 @@ class TabularModel:
         self.pipeline_ = self._pipeline()
         if not _is_lightgbm(self.estimator):
             X = X.astype({c.name: object for c in self.schema.columns if c.type == "category"})
-        if sample_weight is None:
-            self.pipeline_.fit(X, y)
-        elif isinstance(self.pipeline_, Pipeline):
-            self.pipeline_.fit(X, y, model__sample_weight=sample_weight)
-        else:
-            self.pipeline_.fit(X, y, sample_weight=sample_weight)
-        self.classes_ = [str(c) for c in self.pipeline_.classes_]
+        self.classes_ = fit_weighted(self.pipeline_, X, y, sample_weight)
         return self
 
     def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
         X = self._frame(df)
         if not _is_lightgbm(self.estimator):
             X = X.astype({c.name: object for c in self.schema.columns if c.type == "category"})
-        proba = self.pipeline_.predict_proba(X)
-        # align to the schema's class order, whatever the fit saw
-        out = np.zeros((len(df), len(self.schema.classes)))
-        for j, c in enumerate(self.classes_):
-            out[:, self.schema.classes.index(c)] = proba[:, j]
-        return out
+        return align_proba(self.pipeline_.predict_proba(X), self.classes_, self.schema.classes)
+
+
+def fit_weighted(pipeline, X, y, sample_weight: np.ndarray | None) -> list[str]:
+    """Fit an estimator or a Pipeline whose last step is named ``model``, with optional
+    sample weights; returns the classes it saw, as strings."""
+    if sample_weight is None:
+        pipeline.fit(X, y)
+    elif isinstance(pipeline, Pipeline):
+        pipeline.fit(X, y, model__sample_weight=sample_weight)
+    else:
+        pipeline.fit(X, y, sample_weight=sample_weight)
+    return [str(c) for c in pipeline.classes_]
+
+
+def align_proba(proba: np.ndarray, seen: list[str], classes: list[str]) -> np.ndarray:
+    """Probabilities in the schema's class order, whatever classes the fit saw."""
+    out = np.zeros((len(proba), len(classes)))
+    for j, c in enumerate(seen):
+        out[:, classes.index(c)] = proba[:, j]
+    return out
 
 
 def out_of_fold_proba(estimator, schema: TableSchema, df: pd.DataFrame, seed: int,
