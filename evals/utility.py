@@ -69,12 +69,7 @@ class HoldoutLift(Metric):
 
         everything = np.arange(len(y))
         base_score, final_score = score(everything, base), score(everything, final)
-        rng = np.random.default_rng(seed)
-        groups = [np.flatnonzero(y == c) for c in np.unique(y)]
-        diffs = np.empty(n_boot)
-        for b in range(n_boot):
-            idx = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
-            diffs[b] = score(idx, final) - score(idx, base)
+        diffs = _paired_diffs(y, score, base, final, n_boot, seed)
         tail = (1.0 - confidence) / 2.0
         low, high = np.quantile(diffs, [tail, 1.0 - tail])
         return {
@@ -85,6 +80,36 @@ class HoldoutLift(Metric):
             "ci_high": float(high),
             "confidence": float(confidence),
         }
+
+
+def _paired_diffs(y: np.ndarray, score: Callable, base: np.ndarray, final: np.ndarray,
+                  n_boot: int, seed: int) -> np.ndarray:
+    """``score(final) - score(base)`` on ``n_boot`` class-stratified resamples of the rows."""
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(y == c) for c in np.unique(y)]
+    diffs = np.empty(n_boot)
+    for b in range(n_boot):
+        idx = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
+        diffs[b] = score(idx, final) - score(idx, base)
+    return diffs
+
+
+def difference_standard_error(y_true, proba_a, proba_b, classes, positive, metric: str,
+                              n_boot: int = 200, seed: int = 0, **params) -> float:
+    """Standard error of ``metric(b) - metric(a)`` on the same rows (paired bootstrap).
+
+    The loop's accept rule uses it as the tolerance of ``blend.max_validation_drop: auto``:
+    a batch is refused only when the validation metric drops by more than the noise of the
+    split itself would move it.
+    """
+    m = _metric("difference_standard_error", metric)
+    y = np.asarray(y_true).astype(str)
+    a, b = np.asarray(proba_a, dtype=float), np.asarray(proba_b, dtype=float)
+
+    def score(idx, p):
+        return m.compute(y[idx], p[idx], classes, positive, **params)
+
+    return float(np.std(_paired_diffs(y, score, a, b, n_boot, seed), ddof=1))
 
 
 def _aligned_proba(proba, model, classes: list[str]) -> np.ndarray:

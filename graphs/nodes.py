@@ -17,7 +17,7 @@ from synthloop.agents.prompts import INITIAL_INSTRUCTION, PromptVersion
 from synthloop.agents.rewriter import rewrite_prompt
 from synthloop.data import conform, infer_schema, load_table, split_real
 from synthloop.evals.classification import PRIMARY_METRICS, score_all
-from synthloop.evals.utility import HoldoutLift
+from synthloop.evals.utility import HoldoutLift, difference_standard_error
 from synthloop.graphs.context import (
     HOLDOUT,
     LEAKAGE,
@@ -59,6 +59,26 @@ def fit(ctx: LoopContext, synthetic_paths: list[str], extra: pd.DataFrame | None
 def validation_score(ctx: LoopContext, model) -> float:
     val = ctx.frame(VALIDATION)
     return primary_metric(ctx, val[ctx.schema.target].to_numpy(), model.predict_proba(val))
+
+
+def accept_tolerance(ctx: LoopContext, current_path: str, candidate) -> tuple[float, str]:
+    """How far below the best a batch's validation score may fall, and how to say it.
+
+    A number is used as is. ``auto`` is one standard error of the difference between the
+    current and the candidate model on the validation rows (paired, class-stratified
+    bootstrap): refuse a batch only for a drop the split's own noise would not explain.
+    """
+    setting = ctx.spec.blend.max_validation_drop
+    if setting != "auto":
+        return float(setting), f"{setting:g}"
+    val = ctx.frame(VALIDATION)
+    m = ctx.spec.metric
+    se = difference_standard_error(
+        val[ctx.schema.target].to_numpy(), ctx.store.read_model(current_path).predict_proba(val),
+        candidate.predict_proba(val), ctx.schema.classes, ctx.schema.positive_class, m.name,
+        seed=ctx.spec.seed, threshold=m.threshold, precision=m.precision)
+    se = round(se, 6)
+    return se, f"one standard error ({se:.4f})"
 
 
 def batch_path(iteration: int, stage: str) -> str:
@@ -321,14 +341,15 @@ def accept(state: LoopState, ctx: LoopContext) -> dict:
     reason = info.get("blocked")
     accepted = False
     update: dict = {}
+    tolerance = None
     if reason is None:
         model = fit(ctx, state.get("synthetic_batches", []), extra=cand)
         score = validation_score(ctx, model)
-        tolerance = ctx.spec.blend.max_validation_drop
+        tolerance, within = accept_tolerance(ctx, state["current_model"], model)
         if score >= best - tolerance - 1e-12:
             accepted = True
             reason = ("validation did not drop" if score >= best - 1e-12 else
-                      f"validation dropped {best - score:.4f}, within {tolerance:g}")
+                      f"validation dropped {best - score:.4f}, within {within}")
             path = ctx.store.write_model(f"models/iter_{k:03d}.joblib", model)
             batches = [*state.get("synthetic_batches", []), info["candidate"]]
             syn = ctx.synthetic(batches)
@@ -356,6 +377,7 @@ def accept(state: LoopState, ctx: LoopContext) -> dict:
         "best_validation": update.get("best_validation", best),
         "accepted": accepted,
         "reason": reason,
+        "tolerance": tolerance,
         "llm_calls": stats.get("calls", 0),
         "llm_failures": stats.get("llm_failures", 0),
         "cells_repaired": stats.get("cells_repaired", 0),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -148,13 +148,23 @@ class BlendSpec(_Section):
     balance: bool = Field(
         True, description="Never let synthetic rows push a class above the majority class."
     )
-    max_validation_drop: float = Field(
+    max_validation_drop: Annotated[float, Field(ge=0)] | Literal["auto"] = Field(
         0.0,
-        ge=0,
         description="Keep a batch if the validation metric drops by at most this below the best "
         "so far (0: it must not drop). On a small validation split one example moves F1 by "
-        "points; about one example's worth lets a batch through that noise alone would refuse.",
+        "points; about one example's worth lets a batch through that noise alone would refuse. "
+        "'auto': one standard error of the metric's difference between the current and the "
+        "candidate model on the validation rows (paired bootstrap), measured at each batch.",
     )
+
+
+    @field_validator("max_validation_drop", mode="before")
+    @classmethod
+    def _drop_is_number_or_auto(cls, v):
+        if v == "auto" or (isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0):
+            return v
+        raise SpecError("The 'blend.max_validation_drop' parameter of LoopSpec must be a number "
+                        f">= 0 or 'auto'. Got {v!r} instead.")
 
 
 class ReviewSpec(_Section):

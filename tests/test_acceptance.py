@@ -140,6 +140,30 @@ class TestMetricDrop:
         assert second["best_validation"] == first["best_validation"]
         assert set(synthetic_rows(tmp_path, "tol")["_sl_iteration"]) == {1, 2}
 
+    def test_auto_tolerance_is_the_measured_standard_error(self, spec_dict, cancer_df,
+                                                           tmp_path):
+        # Setup: the same label-noise batch, tolerance measured from the validation split
+        benign = cancer_df[cancer_df.diagnosis == "benign"]
+        spec = make_spec(spec_dict, budget={"max_iterations": 2},
+                         curation={"confidence_percentile": 0},
+                         blend={"synthetic_weight": 10, "max_validation_drop": "auto"},
+                         generator={"contrast_share": 0})
+        model = scripted(loop_script(generate=by_revision(jittered_rows_reply,
+                                                          rows_from_frame_reply(benign))))
+
+        summary = run(spec, tmp_path, model, run_id="auto")
+
+        # Assert: a positive, recorded tolerance decides, and the reason names it
+        first, second = summary["iterations"]
+        assert first["tolerance"] > 0 and second["tolerance"] > 0
+        drop = first["best_validation"] - second["validation_metric"]
+        assert second["accepted"] is (drop <= second["tolerance"] + 1e-12)
+        if second["accepted"]:
+            assert second["reason"] == (f"validation dropped {drop:.4f}, within one standard "
+                                        f"error ({second['tolerance']:.4f})")
+        else:
+            assert second["reason"].startswith("validation dropped from")
+
 
 class TestBlendCapInTheLoop:
     def test_synthetic_share_cap_binds_then_blocks(self, spec_dict, tmp_path):

@@ -34,7 +34,13 @@ from synthloop.evals.fidelity import (
     TVComplement,
 )
 from synthloop.evals.privacy import DCR, NNDR, PRIVACY_METRICS, MembershipInference
-from synthloop.evals.utility import TRTR, TSTR, UTILITY_METRICS, HoldoutLift
+from synthloop.evals.utility import (
+    TRTR,
+    TSTR,
+    UTILITY_METRICS,
+    HoldoutLift,
+    difference_standard_error,
+)
 from synthloop.tools.training import BUILTIN_MODELS, TabularModel
 from tests.support import cancer_frame
 
@@ -482,3 +488,25 @@ class TestCalibration:
         assert rate == pytest.approx(0.5)
         assert parts == {rules[0]: 0.5, rules[1]: 0.25}
         assert np.isnan(ConstraintViolationRate.compute(rows.iloc[:0], rules))
+
+
+class TestDifferenceStandardError:
+    @staticmethod
+    def _one_flip(n_pos: int, n_neg: int):
+        # two models that agree everywhere except on one positive row
+        y = np.array(["yes"] * n_pos + ["no"] * n_neg)
+        a = np.column_stack([y == "no", y == "yes"]).astype(float)
+        b = a.copy()
+        b[0] = [1.0, 0.0]
+        return y, a, b
+
+    def test_identical_models_have_no_spread(self):
+        y, a, _ = self._one_flip(20, 80)
+        assert difference_standard_error(y, a, a, ["no", "yes"], "yes", "f1") == 0.0
+
+    def test_one_flip_is_noisier_on_a_small_split(self):
+        small = difference_standard_error(*self._one_flip(20, 80), ["no", "yes"], "yes", "f1")
+        large = difference_standard_error(*self._one_flip(200, 800), ["no", "yes"], "yes", "f1")
+        assert 0 < large < small
+        # one positive of 20 moves F1 by about 0.026; the bootstrap spread is of that order
+        assert 0.005 < small < 0.05
