@@ -30,7 +30,13 @@ from synthloop.graphs.context import (
 from synthloop.graphs.state import LoopState
 from synthloop.store import frame_sha256
 from synthloop.tools.constraints import check_columns, parse_rule
-from synthloop.tools.curation import blend_cap, confidence_floors, curate, training_frame
+from synthloop.tools.curation import (
+    blend_cap,
+    confidence_floors,
+    curate,
+    region_confidence_floors,
+    training_frame,
+)
 from synthloop.tools.error_analysis import Region, analysis_threshold, find_regions
 from synthloop.tools.noise import inject_noise
 from synthloop.tools.training import TabularModel, make_estimator, out_of_fold_proba
@@ -164,6 +170,9 @@ def analyse(state: LoopState, ctx: LoopContext) -> dict:
     )
     floors = confidence_floors(tr[schema.target].astype(str).to_numpy(), oof, schema.classes,
                                spec.curation.confidence_percentile)
+    region_floors = (region_confidence_floors(tr, oof, schema, [r.rule for r in regions],
+                                              spec.curation.confidence_percentile)
+                     if spec.curation.per_region else {})
     if not spec.analysis.feedback:  # the open loop: the whole class, whatever the errors
         n_pos = int(y_pos.sum())
         regions = [Region(id="r1", rule="True", conditions=[], label=schema.positive_class,
@@ -173,7 +182,7 @@ def analyse(state: LoopState, ctx: LoopContext) -> dict:
     ctx.store.write_json(f"analysis/iter_{k:03d}.json",
                          {"summary": summary, "regions": [r.model_dump() for r in regions]})
     return {"regions": [r.model_dump() for r in regions], "analysis": summary,
-            "confidence_floors": floors}
+            "confidence_floors": floors, "region_floors": region_floors}
 
 
 def decide(state: LoopState, ctx: LoopContext) -> dict:
@@ -287,7 +296,8 @@ def curate_node(state: LoopState, ctx: LoopContext) -> dict:
         info["checks"] = {**info["checks"], "low_confidence": 0}
         return {"batch": info}
     model = ctx.store.read_model(state["current_model"])
-    keep, conf = curate(valid, model.predict_proba(valid), ctx.schema, state["confidence_floors"])
+    keep, conf = curate(valid, model.predict_proba(valid), ctx.schema, state["confidence_floors"],
+                        state.get("region_floors"))
     curated = valid.assign(_sl_confidence=np.round(conf, 6))
     dropped = curated.loc[~keep].assign(_sl_reject="low confidence in its label")
     # written from the validation rejects each time, so a re-run after a crash never appends

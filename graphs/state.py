@@ -31,6 +31,7 @@ class LoopState(TypedDict, total=False):
     regions: list[dict]
     analysis: dict[str, Any]
     confidence_floors: dict[str, float]
+    region_floors: dict[str, dict[str, float]]
     # prompt and the batch in flight
     prompt: dict[str, Any]
     batch: dict[str, Any]

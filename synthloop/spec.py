@@ -141,6 +141,12 @@ class CurationSpec(_Section):
         description="Drop synthetic rows the model finds less plausible for their label than "
         "this percentile of real training rows of that label (CLLM-style curation). 0 disables.",
     )
+    per_region: bool = Field(
+        True,
+        description="Hold a row written for an error region to the real rows of its label "
+        "inside that region (the lower of that floor and the class's): the loop writes where "
+        "the model is wrong, so the class-wide floor drops most of its counter-examples.",
+    )
 
 
 class BlendSpec(_Section):

@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 
 from synthloop.data import ColumnSchema, TableSchema
-from synthloop.tools.curation import blend_cap, confidence_floors, curate, training_frame
+from synthloop.tools.curation import (
+    blend_cap,
+    confidence_floors,
+    curate,
+    region_confidence_floors,
+    training_frame,
+)
 
 SCHEMA = TableSchema(target="y", classes=["maj", "min"], positive_class="min",
                      columns=[ColumnSchema(name="x", type="float", min=0, max=1)])
@@ -110,6 +116,44 @@ class TestCurate:
 
         assert floors == {"maj": 0.0, "min": 0.0}
         assert keep.all()
+
+    def test_a_region_row_is_held_to_the_real_rows_of_its_label_in_the_region(self):
+        # Setup: real "maj" rows are confident outside x > 0.8 and unsure inside it (where the
+        # model errs); a counter-example written for that region is as unsure as they are
+        x = np.r_[np.linspace(0, 0.7, 20), np.linspace(0.85, 1, 10)]
+        train = pd.DataFrame({"x": x, "y": "maj"})
+        conf_maj = np.r_[np.full(20, 0.95), np.linspace(0.3, 0.5, 10)]
+        oof = np.column_stack([conf_maj, 1 - conf_maj])
+        floors = confidence_floors(train["y"].to_numpy(), oof, SCHEMA.classes, 10)
+        region = region_confidence_floors(train, oof, SCHEMA, ["x > 0.8"], 10)
+        rows = pd.DataFrame({"x": [0.9, 0.9, 0.5], "y": ["maj"] * 3,
+                             "_sl_region": ["x > 0.8", "x > 0.8", "x <= 0.8"]})
+        proba = np.array([[0.45, 0.55], [0.2, 0.8], [0.45, 0.55]])
+
+        # Run
+        keep_class, _ = curate(rows, proba, SCHEMA, floors)
+        keep_region, _ = curate(rows, proba, SCHEMA, floors, region)
+
+        # Assert: the class-wide floor (about 0.33) drops nothing here but the region floor is
+        # what decides: 0.45 is plausible inside the region, 0.2 is not, and a row of another
+        # region keeps the class-wide floor
+        assert set(region) == {"x > 0.8"} and "min" not in region["x > 0.8"]
+        assert 0.3 < region["x > 0.8"]["maj"] < 0.33 < floors["maj"]
+        assert keep_region.tolist() == [True, False, True]
+        # with a class floor above the row's confidence, only the region floor keeps it
+        strict = {"maj": 0.9, "min": 0.0}
+        assert curate(rows, proba, SCHEMA, strict)[0].tolist() == [False, False, False]
+        assert curate(rows, proba, SCHEMA, strict, region)[0].tolist() == [True, False, False]
+        assert keep_class.tolist() == [True, False, True]
+
+    def test_region_floors_skip_labels_with_too_few_real_rows(self):
+        train = pd.DataFrame({"x": [0.9, 0.95, 0.1], "y": ["min", "min", "maj"]})
+        oof = np.array([[0.5, 0.5], [0.4, 0.6], [0.9, 0.1]])
+
+        assert region_confidence_floors(train, oof, SCHEMA, ["x > 0.8"], 10) == {}
+        assert region_confidence_floors(train, oof, SCHEMA, ["x > 0.8"], 10,
+                                        min_support=2)["x > 0.8"]["min"] == pytest.approx(0.51)
+        assert region_confidence_floors(train, oof, SCHEMA, ["x > 0.8"], 0) == {}
 
 
 class TestTrainingFrame:

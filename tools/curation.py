@@ -23,13 +23,53 @@ def confidence_floors(y: np.ndarray, oof_proba: np.ndarray, classes: list[str],
     return floors
 
 
+def region_confidence_floors(train: pd.DataFrame, oof_proba: np.ndarray, schema: TableSchema,
+                             rules: list[str], percentile: float,
+                             min_support: int = 5) -> dict[str, dict[str, float]]:
+    """Per region rule and label: the percentile of the out-of-fold confidence of the real
+    training rows of that label *inside the region* (labels with fewer than ``min_support``
+    such rows are left out and fall back to the class-wide floor).
+
+    Rows written for an error region sit where the model is wrong or unsure, by design; held to
+    the class-wide floor, the counter-examples the loop asks for there look implausible to the
+    very model they are meant to correct and most of them are dropped.
+    """
+    from synthloop.tools.constraints import evaluate_region
+
+    if percentile <= 0:
+        return {}
+    y = train[schema.target].astype(str).to_numpy()
+    out: dict[str, dict[str, float]] = {}
+    for rule in dict.fromkeys(rules):
+        inside = np.asarray(evaluate_region(rule, train), dtype=bool)
+        per_label = {}
+        for j, c in enumerate(schema.classes):
+            conf = oof_proba[inside & (y == c), j]
+            if len(conf) >= min_support:
+                per_label[c] = float(np.percentile(conf, percentile))
+        if per_label:
+            out[rule] = per_label
+    return out
+
+
 def curate(batch: pd.DataFrame, proba: np.ndarray, schema: TableSchema,
-           floors: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
-    """(keep mask, confidence of each row in its own label)."""
+           floors: dict[str, float],
+           region_floors: dict[str, dict[str, float]] | None = None,
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """(keep mask, confidence of each row in its own label).
+
+    A row's floor is its class's floor, or, for a row written for a region listed in
+    ``region_floors`` (its ``_sl_region``), the lower of that and its label's floor inside the
+    region."""
     labels = batch[schema.target].astype(str).to_numpy()
     idx = np.array([schema.classes.index(lab) for lab in labels])
     conf = proba[np.arange(len(batch)), idx] if len(batch) else np.zeros(0)
     floor = np.array([floors.get(lab, 0.0) for lab in labels])
+    if region_floors and "_sl_region" in batch.columns:
+        for i, (rule, lab) in enumerate(zip(batch["_sl_region"].astype(str), labels)):
+            local = region_floors.get(rule, {}).get(lab)
+            if local is not None:
+                floor[i] = min(floor[i], local)
     return conf >= floor, conf
 
 
