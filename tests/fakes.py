@@ -62,8 +62,8 @@ class ScriptedChatModel(BaseChatModel):
 
     # -- what the loop sent ----------------------------------------------------------------
     def calls_of(self, kind: str) -> list[dict]:
-        """Calls of the 'rewrite' agent or the 'generate' node."""
-        return [c for c in self.calls if call_kind(c["system"]) == kind]
+        """Calls of the 'rewrite' agent, the 'generate' node or the text loop's 'judge'."""
+        return [c for c in self.calls if text_kind(c["system"]) == kind]
 
 
 def fake_usage(messages: list[BaseMessage], reply: str) -> dict[str, int]:
@@ -361,16 +361,6 @@ def template_reply(messages: list[BaseMessage], params: dict) -> str:
         f"it every morning, will buy again." for _ in range(req.n)]})
 
 
-def mixed_reply(good: Script, bad: Script, every: int) -> Script:
-    """``bad`` on every ``every``-th generation call, ``good`` on the others."""
-    state = {"n": 0}
-
-    def script(messages: list[BaseMessage], params: dict) -> str:
-        state["n"] += 1
-        return (bad if state["n"] % every == 0 else good)(messages, params)
-    return script
-
-
 def fixed_texts_reply(texts: list[str]) -> Script:
     """``texts`` in turn, whatever was asked."""
     state = {"i": 0}
@@ -418,4 +408,15 @@ def text_loop_script(generate: Script, rewrite: Script = text_rewrite_reply,
                 raise AssertionError("the judge was called but the test scripted none")
             return judge(messages, params)
         return (rewrite if kind == "rewrite" else generate)(messages, params)
+    return script
+
+
+def seeded_pool_reply(pools: dict[str, list[str]]) -> Script:
+    """Texts of the requested label picked from ``pools[label]`` by the call's seed: the same
+    request always gets the same texts (for replays across processes)."""
+    def script(messages: list[BaseMessage], params: dict) -> str:
+        req = parse_text_request(_user(messages))
+        pool = pools[req.label]
+        seed = int(params.get("seed", 0))
+        return json.dumps({"texts": [pool[(seed + 5 * i) % len(pool)] for i in range(req.n)]})
     return script

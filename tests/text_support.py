@@ -41,8 +41,6 @@ GREAT_REVIEWS = [
     "milk every afternoon.",
     "Lovely dried mango slices, chewy and not too sugary. A healthy treat I can keep at my desk "
     "at work.",
-    "Our cat finally eats her wet food again with this salmon recipe. She licks the bowl clean "
-    "every single time.",
 ]
 
 OTHER_REVIEWS = [
@@ -52,14 +50,11 @@ OTHER_REVIEWS = [
     "the rest of the bag away.",
     "This coffee tastes burnt and sour no matter how I brew it. Very disappointed after all the "
     "good reviews.",
-    "The tea bags are full of dust and the flavor is weak. I had to use three bags for one cup.",
     "My dog refused to eat these treats and they smell awful. A waste of money.",
     "The chocolate came melted and then hardened with a white film on it. Shipping in summer "
     "without ice packs is a bad idea.",
     "Stale chips with an odd chemical aftertaste. The expiration date was only a week away when "
     "they arrived.",
-    "Much smaller package than the picture shows and twice the price of my local grocery store. "
-    "Not worth it.",
     "The protein bars are chalky and dry, and the artificial sweetener leaves a bitter taste in "
     "my mouth for hours.",
     "Two of the six jars of jam were cracked in the box and leaked everywhere. Customer service "
