@@ -342,6 +342,26 @@ class TestBadInput:
             run(spec, tmp_path, scripted())
         assert not (tmp_path / "run").exists()
 
+    def test_cli_says_it_in_one_line(self, reviews_csv, tmp_path):
+        # Setup
+        import yaml
+        from typer.testing import CliRunner
+
+        from synthloop.cli import app
+
+        spec = tmp_path / "spec.yaml"
+        spec.write_text(yaml.safe_dump(text_spec(reviews_csv, data={"text_column": "body"})))
+
+        # Run
+        result = CliRunner().invoke(app, ["run", str(spec), "--runs-dir", str(tmp_path / "r")])
+
+        # Assert
+        assert result.exit_code == 2
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: Text column 'body' is not in")
+        assert "product, review, score" in lines[0]
+        assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
     def test_numeric_text_column_and_unknown_label(self, tmp_path):
         df = pd.DataFrame({"stars": [1, 2, 3, 4, 5] * 4, "note": ["fine food"] * 20,
                            "y": ["a", "b"] * 10})
