@@ -156,6 +156,20 @@ class TestEndToEnd:
         for text in set(val["review"]) - train_texts:
             assert json.dumps(shorten(text, 400), ensure_ascii=False) not in prompts
 
+    def test_cli_table_shows_the_text_figures(self, loop_run):
+        from rich.console import Console
+
+        from synthloop.cli import iteration_table
+
+        summary, _, _ = loop_run
+        console = Console(record=True, width=200)
+        console.print(iteration_table(summary))
+        text = console.export_text()
+        for head in ("grounded", "copies", "sBLEU", "cos", "lab.acc"):
+            assert head in text
+        first = summary["iterations"][0]
+        assert f"{first['self_bleu']:.2f}" in text and f"{first['mean_cosine']:.2f}" in text
+
     def test_report_has_the_text_section(self, loop_run):
         summary, root, _ = loop_run
         rep = json.loads((root / "report.json").read_text())
