@@ -11,6 +11,7 @@ strips the list markers and quotes a small model wraps its texts in.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -68,7 +69,7 @@ class TextTarget(BaseModel):
     def describe(self) -> str:
         rec = "n/a" if self.recall is None else f"{self.recall:.2f}"
         kw = ", ".join(self.keywords) or "none"
-        reps = "; ".join(f'"{r}"' for r in self.representatives)
+        reps = "; ".join(f'"{r}"' for r in self.representatives[:2])
         misread = f" read as '{self.predicted}'" if self.predicted else ""
         what = "error cluster" if self.kind == "cluster" else "weak class"
         line = (f"[{self.id}] {what}: {self.errors} validation texts of '{self.label}'{misread}; "
@@ -82,12 +83,16 @@ def target_anchors(target: TextTarget) -> set[str]:
     return {target.label.lower()} | {k.lower() for k in target.keywords}
 
 
-def text_fallback_instruction(targets: Sequence[TextTarget], history: list[dict]) -> str:
+def text_fallback_instruction(targets: Sequence[TextTarget], history: list[dict],
+                              descriptions: dict[str, str] | None = None) -> str:
+    """The deterministic instruction: the base one, then per target its label (with what the
+    label means) and its themes, then why the last rejected batch failed."""
+    descriptions = descriptions or {}
     parts = [TEXT_INSTRUCTION]
     for t in targets:
+        means = f" ({descriptions[t.label]})" if descriptions.get(t.label) else ""
         theme = f" about {', '.join(t.keywords[:4])}" if t.keywords else ""
-        misread = f" that a reader could mistake for '{t.predicted}'" if t.predicted else ""
-        parts.append(f"Write texts of label '{t.label}'{theme}{misread}, and make the label "
+        parts.append(f"Write texts of label '{t.label}'{means}{theme}, and make the label "
                      "clear from what the writer says.")
     last = next((h for h in reversed(history) if not h.get("accepted")), None)
     if last is not None:
@@ -96,12 +101,16 @@ def text_fallback_instruction(targets: Sequence[TextTarget], history: list[dict]
     return " ".join(parts)
 
 
-TEXT_REWRITE = RewriteTask(
-    system=TEXT_REWRITE_SYSTEM,
-    heading="Where the classifier is wrong (clusters of misclassified validation texts):",
-    anchors_of=target_anchors,
-    fallback=text_fallback_instruction,
-)
+def text_rewrite_task(descriptions: dict[str, str] | None = None) -> RewriteTask:
+    """The rewrite agent's task for text targets (the spec's label descriptions go into the
+    fallback instruction)."""
+    return RewriteTask(
+        system=TEXT_REWRITE_SYSTEM,
+        heading="Where the classifier is wrong (clusters of misclassified validation texts):",
+        anchors_of=target_anchors,
+        fallback=functools.partial(text_fallback_instruction,
+                                   descriptions=dict(descriptions or {})),
+    )
 
 
 def shorten(text: str, n: int) -> str:
@@ -138,14 +147,13 @@ def text_generation_request(schema: TableSchema, label: str, exemplars: list[Hit
 
 
 def _focus(target: TextTarget, label: str, counter: bool) -> str | None:
+    """The themes to write about (a small model follows plain topics better than being told
+    what a classifier gets wrong; the exemplars near the cluster carry the rest)."""
     theme = ", ".join(target.keywords[:5])
-    if counter:
-        return (f"texts that truly are '{label}', on the same themes as texts of "
-                f"'{target.label}'" + (f" ({theme})" if theme else ""))
-    if target.predicted:
-        return (f"texts of '{label}' that a classifier misreads as '{target.predicted}'"
-                + (f"; themes: {theme}" if theme else ""))
-    return f"themes: {theme}" if theme else None
+    if not theme:
+        return None
+    return f"texts that truly are '{label}', on themes such as {theme}" if counter else \
+        f"themes such as {theme}"
 
 
 _MARKER = re.compile(r"^\s*(?:(?:\d{1,2}|[a-z])[.)]\s+|[-*•]\s+|#+\s+|\.{3}\s*)", re.IGNORECASE)

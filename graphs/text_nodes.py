@@ -26,10 +26,10 @@ import pandas as pd
 from synthloop.agents.prompts import PromptVersion
 from synthloop.agents.text_generator import (
     TEXT_INSTRUCTION,
-    TEXT_REWRITE,
     TextTarget,
     generate_texts,
     shorten,
+    text_rewrite_task,
 )
 from synthloop.agents.text_judge import judge_labels
 from synthloop.data import TableSchema, conform, infer_schema, load_table, sample_rows, split_real
@@ -60,7 +60,7 @@ from synthloop.tools.text_validation import TextGates, validate_texts
 
 log = logging.getLogger(__name__)
 
-REPRESENTATIVE_CHARS = 160  # representative texts are cut to this for the rewrite agent
+REPRESENTATIVE_CHARS = 120  # representative texts are cut to this for the rewrite agent
 MIN_GENERATED_CHARS = 20  # the grammar's shortest text
 
 # the text figures of a batch, copied from its checks into the iteration record
@@ -218,7 +218,7 @@ def text_targets(result: TextErrorAnalysis, y: np.ndarray) -> list[TextTarget]:
 
 def rewrite(state: LoopState, ctx: LoopContext) -> dict:
     targets = [TextTarget.model_validate(r) for r in state["regions"]]
-    return nodes.rewrite_targets(state, ctx, targets, TEXT_REWRITE)
+    return nodes.rewrite_targets(state, ctx, targets, text_rewrite_task(ctx.spec.text.labels))
 
 
 def generate(state: LoopState, ctx: LoopContext) -> dict:

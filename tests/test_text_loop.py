@@ -293,6 +293,40 @@ class TestGates:
         assert summary["usage_by_node"]["judge"]["calls"] == len(model.calls_of("judge"))
 
 
+class TestRewrite:
+    def test_llm_rewrite_is_used_and_an_unusable_one_falls_back(self, loop_run, reviews_csv,
+                                                                tmp_path):
+        # Setup: the loop run's rewrites were valid; here the agent answers off the point
+        summary, root, model = loop_run
+        import yaml
+
+        v2 = yaml.safe_load((root / "prompts/reviews-gen.v002.yaml").read_text())
+        spec = text_spec(reviews_csv, text={"labels": {"other": "a disappointed customer"}})
+        vague = scripted(text_loop_script(
+            pool_reply(POOLS),
+            rewrite=lambda m, p: json.dumps({"instruction": "Please compose several sentences "
+                                                            "regarding anything whatsoever, thanks.",
+                                             "focus": ["c1"]})))
+
+        # Run
+        fell_back = run(spec, tmp_path, vague)
+
+        # Assert: the valid reply became prompt v2; the vague one was replaced by the
+        # deterministic instruction (labels, what they mean, themes) and counted
+        assert v2["author"] == "llm" and "revision 1" in v2["text"]
+        assert v2["focus_regions"] and v2["focus_regions"][0]["id"] in {"c1", "c2", "w1"}
+        assert fell_back["fallbacks"] == 1
+        event = next(e for e in fell_back["events"] if e["kind"] == "fallback")
+        assert "names neither the class" in event["reason"]
+        prompt = yaml.safe_load((tmp_path / "run/prompts/reviews-gen.v002.yaml").read_text())
+        assert prompt["author"] == "fallback"
+        assert "Write texts of label" in prompt["text"]
+        if any(t["label"] == "other" for t in prompt["focus_regions"]):
+            assert "(a disappointed customer)" in prompt["text"]
+        # the generator was given that instruction as its system prompt
+        assert {c["system"] for c in vague.calls_of("generate")} == {prompt["text"]}
+
+
 class TestHoldoutAndResume:
     def test_permuted_holdout_labels_change_only_the_report(self, reviews_csv, tmp_path,
                                                             monkeypatch):
