@@ -9,6 +9,9 @@ rewrite, and the fallback is recorded with its reason.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -31,7 +34,7 @@ class RewriteReply(BaseModel):
     focus: list[str] = Field(description="Ids of the regions to generate rows for.")
 
 
-def reply_json_schema(regions: list[Region]) -> dict:
+def reply_json_schema(regions: Sequence[Any]) -> dict:
     """RewriteReply's JSON schema narrowed to these regions' ids (a grammar for models that
     take one), so a small model cannot ramble through made-up ids."""
     ids = [r.id for r in regions]
@@ -46,8 +49,9 @@ def reply_json_schema(regions: list[Region]) -> dict:
     }
 
 
-def rewrite_request(current: PromptVersion, regions: list[Region], history: list[dict]) -> str:
-    lines = ["Current instruction:", current.text, "", "Regions where the model is wrong:"]
+def rewrite_request(current: PromptVersion, regions: Sequence[Any], history: list[dict],
+                    heading: str = "Regions where the model is wrong:") -> str:
+    lines = ["Current instruction:", current.text, "", heading]
     lines += [f"- {r.describe()}" for r in regions]
     if history:
         lines += ["", "Past iterations:"]
@@ -62,7 +66,13 @@ def rewrite_request(current: PromptVersion, regions: list[Region], history: list
     return "\n".join(lines)
 
 
-def validate_reply(reply: RewriteReply, current: PromptVersion, regions: list[Region]) -> str | None:
+def region_anchors(region: Region) -> set[str]:
+    """Words an instruction for a region should name: its class and its columns."""
+    return {region.label.lower()} | {c.column.lower() for c in region.conditions}
+
+
+def validate_reply(reply: RewriteReply, current: PromptVersion, regions: Sequence[Any],
+                   anchors_of: Callable[[Any], set[str]] = region_anchors) -> str | None:
     """None if the reply is usable, else the reason it is not."""
     words = reply.instruction.split()
     if len(words) < 8:
@@ -75,8 +85,7 @@ def validate_reply(reply: RewriteReply, current: PromptVersion, regions: list[Re
     if not any(f in ids for f in reply.focus):
         return f"focus {reply.focus} names none of the regions {sorted(ids)}"
     focus = [r for r in regions if r.id in set(reply.focus)]
-    anchors = {r.label.lower() for r in focus} | {
-        c.column.lower() for r in focus for c in r.conditions}
+    anchors = set().union(*(anchors_of(r) for r in focus))
     if not any(a in reply.instruction.lower() for a in anchors):
         return ("instruction names neither the class nor a column of its focus regions "
                 f"({', '.join(sorted(anchors))})")
@@ -95,28 +104,47 @@ def fallback_instruction(regions: list[Region], history: list[dict]) -> str:
     return " ".join(parts)
 
 
+@dataclass(frozen=True)
+class RewriteTask:
+    """What the rewrite agent works on: the system prompt, how the targets are introduced, which
+    words a usable instruction must name for a target, and the deterministic fallback. The
+    tabular loop's targets are regions (``TABULAR``); the text loop passes its own task."""
+
+    system: str = SYSTEM
+    heading: str = "Regions where the model is wrong:"
+    anchors_of: Callable[[Any], set[str]] = region_anchors
+    fallback: Callable[[Sequence[Any], list[dict]], str] = fallback_instruction
+
+
+TABULAR = RewriteTask()
+
+
 def rewrite_prompt(
     client: LLMClient | None,
     current: PromptVersion,
-    regions: list[Region],
+    regions: Sequence[Any],
     history: list[dict],
     *,
     iteration: int,
     temperature: float,
     seed: int,
     max_tokens: int = 320,
+    task: RewriteTask = TABULAR,
 ) -> tuple[PromptVersion, dict | None]:
-    """The next prompt version and, when the fallback was used, an event saying why."""
+    """The next prompt version and, when the fallback was used, an event saying why.
+
+    ``regions`` are the targets (``Region`` for tables; anything with ``id``, ``label``,
+    ``describe()`` and ``model_dump_json()`` with a matching ``task``)."""
     event = None
     reply = None
     if client is not None:
         try:
             reply = client.structured(
-                chat(SYSTEM, rewrite_request(current, regions, history)), RewriteReply,
-                json_schema=reply_json_schema(regions),
+                chat(task.system, rewrite_request(current, regions, history, task.heading)),
+                RewriteReply, json_schema=reply_json_schema(regions),
                 node="rewrite", temperature=temperature, max_tokens=max_tokens, seed=seed,
             )
-            reason = validate_reply(reply, current, regions)
+            reason = validate_reply(reply, current, regions, task.anchors_of)
         except LLMError as exc:
             reason = str(exc)
         if reason is not None:
@@ -124,7 +152,7 @@ def rewrite_prompt(
                      "reason": reason[:500]}
             reply = None
     if reply is None:
-        text = fallback_instruction(regions, history)
+        text = task.fallback(regions, history)
         focus = [r for r in regions]
         author = "fallback" if client is not None else "template"
     else:

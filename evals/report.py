@@ -117,15 +117,26 @@ def build_report(run_dir: str | Path, *, holdout: pd.DataFrame | None = None) ->
         "report_version": REPORT_VERSION,
         "run": _header(summary, len(syn)),
         "iterations": _iterations(summary),
-        "regions": _regions(store, schema, spec, val, baseline, final),
-        "distributions": _distributions(store, summary, schema, train, syn),
-        "fidelity": _fidelity(schema, train, syn, spec.seed),
-        "coverage": _coverage(schema, train, syn, spec.seed),
-        "privacy": _privacy(schema, train, syn, holdout, spec.seed),
-        "diversity": _diversity(schema, train, syn, spec.seed),
-        "calibration": _calibration(schema, spec.rules, holdout, syn, train, baseline, final),
-        "notes": notes,
     }
+    if schema.text_column is not None:  # a text run: the table sections do not apply
+        from synthloop.evals.text_report import not_for_text, text_section
+
+        full = store.read_frame(SYNTHETIC) if store.exists(SYNTHETIC) else pd.DataFrame()
+        report.update(not_for_text(schema.positive_class))
+        report["text"] = text_section(store, spec, schema, summary, train, val, holdout, full,
+                                      baseline, final)
+    else:
+        report.update({
+            "regions": _regions(store, schema, spec, val, baseline, final),
+            "distributions": _distributions(store, summary, schema, train, syn),
+            "fidelity": _fidelity(schema, train, syn, spec.seed),
+            "coverage": _coverage(schema, train, syn, spec.seed),
+            "privacy": _privacy(schema, train, syn, holdout, spec.seed),
+            "diversity": _diversity(schema, train, syn, spec.seed),
+        })
+    report["calibration"] = _calibration(schema, spec.rules, holdout, syn, train, baseline,
+                                         final)
+    report["notes"] = notes
     return _json_safe(report)
 
 
@@ -491,10 +502,19 @@ def render_html(report: dict) -> str:
         _regions_html(report["regions"]),
         _distributions_html(report["distributions"]),
         _quality_html(report),
+        _text_html(report.get("text")),
         _calibration_html(report["calibration"]),
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def _text_html(section: dict | None) -> str:
+    if section is None:
+        return ""
+    from synthloop.evals.text_report import text_html
+
+    return text_html(section, _table, _note, _png, _figure)
 
 
 def _header_html(run: dict) -> str:

@@ -24,6 +24,10 @@ HOLDOUT = "data/real_holdout.parquet"
 SCHEMA = "schema.json"
 LEAKAGE = "data/leakage_index.joblib"
 SYNTHETIC = "data/synthetic.parquet"
+# the text loop
+REAL_TEXTS = "data/real_texts.joblib"  # real texts and embeddings for the grounding gate
+CHROMA = "chroma"  # the persistent Chroma collection of real training texts
+EMBEDDINGS = "embeddings"  # the on-disk embedding cache
 
 
 @dataclass
@@ -37,6 +41,20 @@ class LoopContext:
     @cached_property
     def schema(self) -> TableSchema:
         return TableSchema.model_validate(self.store.read_json(SCHEMA))
+
+    @cached_property
+    def embedder(self):
+        """The text loop's sentence embedder, caching on disk in the run folder."""
+        from synthloop.tools.text import Embedder
+
+        return Embedder(cache_dir=self.store.root / EMBEDDINGS)
+
+    @cached_property
+    def corpus(self):
+        """The Chroma collection of the real training texts (text loop only)."""
+        from synthloop.tools.text import TrainingCorpus
+
+        return TrainingCorpus(self.store.root / CHROMA, self.embedder)
 
     def frame(self, rel: str) -> pd.DataFrame:
         if rel == HOLDOUT:

@@ -3,6 +3,10 @@
     prepare → train → evaluate → analyse → decide ─┬─> report → END
                                    ↑               └─> rewrite → generate → validate
                                    └── accept ← blend ← curate ←──────────────┘
+
+A text spec (``data.text_column``) runs the same graph with the text loop's nodes
+(``synthloop.graphs.text_nodes``) in place of prepare, analyse, rewrite, generate, validate,
+curate and accept.
 """
 
 from __future__ import annotations
@@ -40,6 +44,22 @@ NODES: list[tuple[str, Callable]] = [
 NODES_PER_ITERATION = 8
 
 
+def _text_nodes() -> list[tuple[str, Callable]]:
+    from synthloop.graphs import text_nodes
+
+    replaced = {"prepare": text_nodes.prepare, "analyse": text_nodes.analyse,
+                "rewrite": text_nodes.rewrite, "generate": text_nodes.generate,
+                "validate": text_nodes.validate, "curate": text_nodes.curate,
+                "accept": text_nodes.accept}
+    return [(name, replaced.get(name, fn)) for name, fn in NODES]
+
+
+def nodes_for(ctx: LoopContext) -> list[tuple[str, Callable]]:
+    """The node functions for the context's spec: the text loop's nodes replace prepare,
+    analyse, rewrite, generate, validate, curate and accept when it names a text column."""
+    return _text_nodes() if ctx.spec.is_text else NODES
+
+
 def _timed(name: str, fn: Callable, ctx: LoopContext) -> Callable[[LoopState], dict]:
     @functools.wraps(fn)
     def run(state: LoopState) -> dict:
@@ -55,7 +75,7 @@ def _timed(name: str, fn: Callable, ctx: LoopContext) -> Callable[[LoopState], d
 def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver | None = None):
     """The compiled loop graph for ``ctx``; pass a checkpointer to make it resumable."""
     g = StateGraph(LoopState)
-    for name, fn in NODES:
+    for name, fn in nodes_for(ctx):
         g.add_node(name, _timed(name, fn, ctx))
     g.add_edge(START, "prepare")
     for a, b in [("prepare", "train"), ("train", "evaluate"), ("evaluate", "analyse"),

@@ -14,8 +14,8 @@ from sklearn.feature_selection import mutual_info_classif
 
 from synthloop.agents.generator import generate_batch
 from synthloop.agents.prompts import INITIAL_INSTRUCTION, PromptVersion
-from synthloop.agents.rewriter import rewrite_prompt
-from synthloop.data import conform, infer_schema, load_table, split_real
+from synthloop.agents.rewriter import TABULAR, RewriteTask, rewrite_prompt
+from synthloop.data import conform, infer_schema, load_table, sample_rows, split_real
 from synthloop.evals.classification import PRIMARY_METRICS, score_all
 from synthloop.evals.utility import HoldoutLift, difference_standard_error
 from synthloop.graphs.context import (
@@ -53,13 +53,24 @@ def primary_metric(ctx: LoopContext, y, proba) -> float:
         precision=m.precision), 6)
 
 
+def make_model(ctx: LoopContext):
+    """An unfitted model for the spec: the text classifier when the spec names a text column,
+    else the tabular one."""
+    if ctx.spec.is_text:
+        from synthloop.tools.text import make_text_model
+
+        return make_text_model(ctx.spec.model, ctx.schema, ctx.spec.seed,
+                               features=ctx.spec.text.features, embedder=ctx.embedder,
+                               registry=ctx.registry)
+    return TabularModel(make_estimator(ctx.spec.model, ctx.spec.seed, ctx.registry), ctx.schema)
+
+
 def fit(ctx: LoopContext, synthetic_paths: list[str], extra: pd.DataFrame | None = None):
     syn = ctx.synthetic(synthetic_paths)
     if extra is not None and not extra.empty:
         syn = extra if syn is None else pd.concat([syn, extra], ignore_index=True)
     X, w = training_frame(ctx.frame(TRAIN), syn, ctx.schema, ctx.spec.blend.synthetic_weight)
-    est = make_estimator(ctx.spec.model, ctx.spec.seed, ctx.registry)
-    return TabularModel(est, ctx.schema).fit(X, sample_weight=w)
+    return make_model(ctx).fit(X, sample_weight=w)
 
 
 def validation_score(ctx: LoopContext, model) -> float:
@@ -94,7 +105,7 @@ def batch_path(iteration: int, stage: str) -> str:
 # -- nodes --------------------------------------------------------------------------------
 def prepare(state: LoopState, ctx: LoopContext) -> dict:
     spec = ctx.spec
-    df = load_table(spec.resolved_source())
+    df = sample_rows(load_table(spec.resolved_source()), spec)
     schema = infer_schema(df, spec)
     for rule in spec.rules:
         check_columns(parse_rule(rule), schema.feature_names())
@@ -211,14 +222,19 @@ def route_after_decide(state: LoopState) -> str:
 
 
 def rewrite(state: LoopState, ctx: LoopContext) -> dict:
+    regions = [Region.model_validate(r) for r in state["regions"]]
+    return rewrite_targets(state, ctx, regions, TABULAR)
+
+
+def rewrite_targets(state: LoopState, ctx: LoopContext, targets: list, task: RewriteTask) -> dict:
+    """The rewrite node's update for ``targets`` (regions, or the text loop's clusters)."""
     k = state.get("iteration", 0) + 1
     current = PromptVersion.model_validate(state["prompt"])
-    regions = [Region.model_validate(r) for r in state["regions"]]
     new, event = rewrite_prompt(
-        ctx.client if ctx.spec.analysis.feedback else None, current, regions,
+        ctx.client if ctx.spec.analysis.feedback else None, current, targets,
         state.get("iterations", []), iteration=k,
         temperature=ctx.spec.generator.temperature,
-        seed=ctx.spec.seed * 1000 + k,
+        seed=ctx.spec.seed * 1000 + k, task=task,
     )
     ctx.store.write_yaml(new.filename, new.model_dump())
     usage = ctx.client.take_usage("rewrite") if ctx.client else {}
@@ -457,6 +473,10 @@ def report(state: LoopState, ctx: LoopContext) -> dict:
         "split": {"train": state["n_train"], "validation": state["n_validation"],
                   "holdout": state["n_holdout"]},
     }
+    if spec.is_text:
+        from synthloop.graphs.text_nodes import text_summary
+
+        summary["text"] = text_summary(state, ctx)
     ctx.store.write_json("summary.json", summary)
     try:  # the report reads summary.json: write it first
         from synthloop.evals.report import write_report

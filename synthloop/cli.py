@@ -60,6 +60,16 @@ class Progress:
         elif node == "validate":
             c = update["batch"]["checks"]
             msg = f"violation rate {c.get('violation_rate', 0):.2f}"
+            if "grounded_share" in c:  # a text batch
+                msg += (f"; grounded {_num(c['grounded_share'], '.2f')}, near copies "
+                        f"{c.get('near_copies', 0)}, self-BLEU {_num(c.get('self_bleu'), '.2f')}, "
+                        f"mean cosine {_num(c.get('mean_cosine'), '.2f')}")
+            if update["batch"].get("blocked"):
+                msg += f"; blocked: {update['batch']['blocked']}"
+        elif node == "curate" and "label_accuracy" in update.get("batch", {}).get("checks", {}):
+            c = update["batch"]["checks"]
+            msg = (f"label accuracy {_num(c['label_accuracy'], '.2f')}, "
+                   f"{c.get('label_removed', 0)} removed")
         elif node == "accept":
             r = update["iterations"][0]
             verdict = "accepted" if r["accepted"] else "rejected"
@@ -69,15 +79,24 @@ class Progress:
         err.print(f"[dim]{elapsed:7.1f}s[/] {it:>7} {node:<9} {msg}")
 
 
+TEXT_COLUMNS = (("grounded", "grounded_share", ".2f"), ("copies", "near_copies_rejected", "d"),
+                ("sBLEU", "self_bleu", ".2f"), ("cos", "mean_cosine", ".2f"),
+                ("lab.acc", "label_accuracy", ".2f"))
+
+
 def iteration_table(summary: dict[str, Any]) -> Table:
     t = Table(title=f"run {summary['run_id']} — metric {summary.get('metric')}")
-    for col in ("iter", "prompt", "valid.", "gen", "rej", "acc", "kept", "tokens", "sec"):
+    text = any("grounded_share" in r for r in summary["iterations"])
+    extra = TEXT_COLUMNS if text else ()
+    for col in ("iter", "prompt", "valid.", "gen", "rej", "acc", *(c[0] for c in extra),
+                "kept", "tokens", "sec"):
         t.add_column(col, justify="right", no_wrap=True)
     for r in summary["iterations"]:
         vm = r["validation_metric"]
         t.add_row(str(r["iteration"]), f"v{r['prompt_version']} {r.get('prompt_author')}",
                   "—" if vm is None else f"{vm:.4f}", str(r["rows_generated"]),
                   str(r["rows_rejected"]), str(r["rows_accepted"]),
+                  *(_num(r.get(key), fmt) for _, key, fmt in extra),
                   "yes" if r["accepted"] else "no", str(r["tokens"]), f"{r['seconds']:.1f}")
     return t
 
@@ -191,6 +210,14 @@ def print_report_headlines(rep: dict[str, Any], html_path: Path, json_path: Path
         out.print(f"region {r['id']} recall of '{rep['regions']['positive_class']}': "
                   f"{_num(r['baseline']['recall'], '.2f')} -> {_num(r['final']['recall'], '.2f')} "
                   f"({r['positives']} positives in {r['support']} validation rows): {escape(r['rule'])}")
+    text = rep.get("text")
+    if text is not None:
+        syn = text["synthetic"]
+        out.print(f"text: {syn.get('texts', 0)} synthetic texts kept; grounded share "
+                  f"{_num(text.get('grounded_share'), '.2f')}, near copies rejected "
+                  f"{text.get('near_copies_rejected')}, label accuracy "
+                  f"{_num(text.get('label_accuracy'), '.2f')}")
+        return
     fid, priv = rep["fidelity"], rep["privacy"]
     if "note" in fid:
         out.print(f"synthetic data: {fid['note']}")

@@ -137,8 +137,8 @@ def infer_schema(df: pd.DataFrame, spec: LoopSpec) -> TableSchema:
     if unknown:
         raise DataError(f"columns overrides name {unknown}, which are not in the data.")
     text_col = spec.data.text_column
-    if text_col is not None and text_col not in df.columns:
-        raise DataError(f"Text column '{text_col}' is not in the data.")
+    if text_col is not None:
+        check_text_column(df, text_col)
 
     cols: list[ColumnSchema] = []
     for name in df.columns:
@@ -154,6 +154,48 @@ def infer_schema(df: pd.DataFrame, spec: LoopSpec) -> TableSchema:
         target=target, classes=classes, positive_class=str(positive), columns=cols,
         text_column=text_col,
     )
+
+
+def check_text_column(df: pd.DataFrame, name: str) -> None:
+    """The text column exists, holds text (not numbers) and is not empty."""
+    if name not in df.columns:
+        raise DataError(
+            f"Text column '{name}' is not in the data; columns are: "
+            f"{', '.join(map(str, df.columns))}. Fix data.text_column in the spec."
+        )
+    s = df[name]
+    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        raise DataError(
+            f"Text column '{name}' holds {s.dtype} values, not text; data.text_column must name "
+            "a column of free text."
+        )
+    if not s.map(_has_text).any():
+        raise DataError(f"Text column '{name}' has no non-empty text; check data.text_column.")
+
+
+def _has_text(v: Any) -> bool:
+    return isinstance(v, str) and bool(v.strip())
+
+
+def sample_rows(df: pd.DataFrame, spec: LoopSpec) -> pd.DataFrame:
+    """At most ``spec.data.max_rows`` rows: a sample stratified by the target, seeded by the
+    spec's seed (every row when the limit is None or not reached)."""
+    n = spec.data.max_rows
+    if n is None or len(df) <= n:
+        return df
+    target = spec.data.target
+    if target not in df.columns:  # infer_schema says which columns exist
+        return df
+    y = df[target].astype(str)
+    try:
+        part, _ = train_test_split(df, train_size=n, stratify=y, random_state=spec.seed)
+    except ValueError:  # a class too rare to stratify a sample this small
+        raise DataError(
+            f"data.max_rows={n} is too few rows for a sample stratified by '{target}' "
+            f"({y.nunique()} classes, the rarest with {int(y.value_counts().min())} rows); "
+            "raise data.max_rows."
+        ) from None
+    return part.sort_index().reset_index(drop=True)
 
 
 def _infer_column(s: pd.Series, name: str, is_text: bool = False) -> ColumnSchema:

@@ -13,7 +13,7 @@ from typing import Any
 from langchain_core.language_models.chat_models import BaseChatModel
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from synthloop.data import infer_schema, load_table
+from synthloop.data import infer_schema, load_table, sample_rows
 from synthloop.errors import RunStoreError, SynthloopError
 from synthloop.graphs.context import SCHEMA, LoopContext
 from synthloop.graphs.loop import build_graph, stream_loop
@@ -50,10 +50,16 @@ def create_run(spec: LoopSpec, runs_dir: str | Path, run_id: str | None = None) 
 
 def preflight(spec: LoopSpec) -> None:
     """Check the data against the spec before a run folder exists, so bad input leaves none."""
-    df = load_table(spec.resolved_source())
+    df = sample_rows(load_table(spec.resolved_source()), spec)
     schema = infer_schema(df, spec)
     for rule in spec.rules:
         check_columns(parse_rule(rule), schema.feature_names())
+    if spec.is_text:
+        from synthloop.graphs.text_nodes import text_schema
+        from synthloop.tools.text import model_path
+
+        text_schema(df, spec)
+        model_path()  # the packaged embedding model is installed
 
 
 def execute(store: RunStore, spec: LoopSpec, *, resume: bool,

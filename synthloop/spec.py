@@ -33,8 +33,18 @@ class DataSpec(_Section):
         default=None,
         description="The class that matters (the minority class if omitted).",
     )
-    text_column: str | None = Field(default=None, description="For text data: the text column.")
+    text_column: str | None = Field(
+        default=None,
+        description="For text classification: the column of free text. Setting it runs the text "
+        "loop (the classifier, error analysis and generation work on this column alone).",
+    )
     drop_columns: list[str] = Field(default_factory=list, description="Columns to ignore.")
+    max_rows: int | None = Field(
+        default=None,
+        ge=20,
+        description="Use a stratified, seeded sample of at most this many rows (a quick run on a "
+        "large data set). None: every row.",
+    )
 
 
 class ColumnOverride(_Section):
@@ -177,6 +187,69 @@ class ReviewSpec(_Section):
     mode: Literal["none", "batch"] = "none"
 
 
+class TextSpec(_Section):
+    """The text loop's settings (used when ``data.text_column`` is set). Exemplars per call are
+    ``generator.few_shot``, texts per call ``generator.rows_per_call``."""
+
+    features: Literal["embeddings", "tfidf"] = Field(
+        "embeddings",
+        description="What the classifier sees: all-MiniLM-L6-v2 sentence embeddings, or TF-IDF "
+        "uni- and bigrams.",
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="What each label means, in a few words; shown to the generator and the judge.",
+    )
+    max_exemplar_chars: int = Field(
+        400, ge=40, description="Exemplars shown to the generator are cut to this many characters."
+    )
+    min_words: int = Field(5, ge=1, description="A generated text with fewer words is malformed.")
+    max_chars: int = Field(
+        600, ge=40, description="The longest text the generator may write (a grammar limit)."
+    )
+    in_domain_similarity: float = Field(
+        0.35,
+        ge=-1,
+        le=1,
+        description="Grounded: the text's cosine to the nearest real training text of its label "
+        "is at least this.",
+    )
+    near_copy_similarity: float = Field(
+        0.95,
+        gt=0,
+        le=1,
+        description="A text this close (cosine) to any real text, train, validation or holdout, "
+        "is a near copy and rejected (memorisation or leakage); also to another synthetic text.",
+    )
+    max_ungrounded: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="A batch with a larger share of ungrounded (out of domain) texts is blocked.",
+    )
+    max_self_bleu: float = Field(
+        0.5, gt=0, le=1, description="A batch with a higher Self-BLEU-4 has collapsed: rejected."
+    )
+    max_mean_cosine: float = Field(
+        0.6,
+        gt=-1,
+        le=1,
+        description="A batch with a higher mean pairwise cosine has collapsed: rejected.",
+    )
+    label_min_confidence: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="A text is removed when the current classifier gives another label at least "
+        "this probability (its content contradicts its label).",
+    )
+    llm_judge: bool = Field(
+        False,
+        description="Also ask the LLM which label each text has; a text it gives another label "
+        "is removed.",
+    )
+
+
 class LoopSpec(_Section):
     """A loop: data, model, metric, budgets and generation settings."""
 
@@ -197,6 +270,7 @@ class LoopSpec(_Section):
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     curation: CurationSpec = Field(default_factory=CurationSpec)
     blend: BlendSpec = Field(default_factory=BlendSpec)
+    text: TextSpec = Field(default_factory=TextSpec)
     llm: str = Field("embedded", description="LLM URI: embedded, openai:MODEL[@BASE_URL], "
                      "or a LangChain init_chat_model string such as 'anthropic:claude-3-5-haiku'.")
     seed: int = 0
@@ -216,6 +290,21 @@ class LoopSpec(_Section):
         if self.split.validation + self.split.holdout >= 0.8:
             raise ValueError("split.validation + split.holdout must leave at least 20% for training")
         return self
+
+    @model_validator(mode="after")
+    def _text_takes_no_rules(self) -> LoopSpec:
+        if self.data.text_column is not None and self.rules:
+            raise ValueError("rules constrain table rows; a text loop (data.text_column is set) "
+                             "takes none, remove 'rules'")
+        if self.data.text_column is not None and self.data.text_column == self.data.target:
+            raise ValueError("data.text_column and data.target name the same column; the text "
+                             "column holds the texts, the target their labels")
+        return self
+
+    @property
+    def is_text(self) -> bool:
+        """True when the spec names a text column: the text loop runs."""
+        return self.data.text_column is not None
 
     def resolved_source(self) -> str:
         src = self.data.source

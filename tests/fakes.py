@@ -62,8 +62,8 @@ class ScriptedChatModel(BaseChatModel):
 
     # -- what the loop sent ----------------------------------------------------------------
     def calls_of(self, kind: str) -> list[dict]:
-        """Calls of the 'rewrite' agent or the 'generate' node."""
-        return [c for c in self.calls if call_kind(c["system"]) == kind]
+        """Calls of the 'rewrite' agent, the 'generate' node or the text loop's 'judge'."""
+        return [c for c in self.calls if text_kind(c["system"]) == kind]
 
 
 def fake_usage(messages: list[BaseMessage], reply: str) -> dict[str, int]:
@@ -287,3 +287,136 @@ def raise_on_call(script: Script, when: Callable[[int, list[BaseMessage]], bool]
 
 def scripted(script: Script | None = None, name: str = "scripted") -> ScriptedChatModel:
     return ScriptedChatModel(script=script or loop_script(), name_=name)
+
+
+# -- the text loop -------------------------------------------------------------------------
+JUDGE_SYSTEM_PREFIX = "You judge"
+
+
+@dataclass
+class TextRequest:
+    label: str | None
+    exemplars: list[str]
+    n: int
+    focus: str | None
+
+
+def parse_text_request(user: str) -> TextRequest:
+    """The label, exemplar texts, text count and focus of a text generation request."""
+    label, focus, n, exemplars = None, None, 0, []
+    in_examples = False
+    for line in user.splitlines():
+        if line.startswith("Label of every text:"):
+            label = line.split("=", 1)[1].strip()
+        elif line.startswith("Focus:"):
+            focus = line.split(":", 1)[1].strip()
+        elif line.startswith("Real texts with this label"):
+            in_examples = True
+        elif line.startswith("Write "):
+            in_examples = False
+            n = int(re.match(r"Write (\d+) new texts", line).group(1))
+        elif in_examples and line.startswith('"'):
+            exemplars.append(json.loads(line))
+    return TextRequest(label, exemplars, n, focus)
+
+
+def text_kind(system: str) -> str:
+    if system.startswith(REWRITE_SYSTEM_PREFIX):
+        return "rewrite"
+    if system.startswith(JUDGE_SYSTEM_PREFIX):
+        return "judge"
+    return "generate"
+
+
+def pool_reply(pools: dict[str, list[str]]) -> Script:
+    """Texts of the requested label taken in turn from ``pools[label]`` (each used once, then
+    the pool repeats): distinct, hand-written texts."""
+    used: dict[str, int] = {}
+
+    def script(messages: list[BaseMessage], params: dict) -> str:
+        req = parse_text_request(_user(messages))
+        pool = pools[req.label]
+        out = []
+        for _ in range(req.n):
+            i = used.get(req.label, 0)
+            used[req.label] = i + 1
+            out.append(pool[i % len(pool)])
+        return json.dumps({"texts": out})
+    return script
+
+
+def copy_exemplars_reply(messages: list[BaseMessage], params: dict) -> str:
+    """The exemplars the generator was shown, verbatim (memorisation)."""
+    req = parse_text_request(_user(messages))
+    return json.dumps({"texts": [req.exemplars[i % len(req.exemplars)] for i in range(req.n)]})
+
+
+def template_reply(messages: list[BaseMessage], params: dict) -> str:
+    """One template with a word changed: a batch whose diversity has collapsed."""
+    req = parse_text_request(_user(messages))
+    rng = _rng(params)
+    words = ["really", "truly", "so", "very", "quite", "rather", "pretty", "awfully"]
+    return json.dumps({"texts": [
+        f"This coffee is {words[int(rng.integers(len(words)))]} good and I love the taste of "
+        f"it every morning, will buy again." for _ in range(req.n)]})
+
+
+def fixed_texts_reply(texts: list[str]) -> Script:
+    """``texts`` in turn, whatever was asked."""
+    state = {"i": 0}
+
+    def script(messages: list[BaseMessage], params: dict) -> str:
+        req = parse_text_request(_user(messages))
+        out = []
+        for _ in range(req.n):
+            out.append(texts[state["i"] % len(texts)])
+            state["i"] += 1
+        return json.dumps({"texts": out})
+    return script
+
+
+_TARGET = re.compile(r"^- \[(\w+)\] .* generate '(.*)'$")
+
+
+def text_rewrite_reply(messages: list[BaseMessage], params: dict) -> str:
+    """A valid rewrite: names the first target's label, focuses on it."""
+    targets = [m.groups() for m in map(_TARGET.match, _user(messages).splitlines()) if m]
+    tid, label = targets[0]
+    revision = 1 + sum(1 for line in _user(messages).splitlines() if line.startswith("- iteration"))
+    instruction = (f"Write realistic customer reviews with the label '{label}' that sound like the "
+                   f"real ones, each about a different product (revision {revision}).")
+    return json.dumps({"instruction": instruction, "focus": [tid]})
+
+
+def judge_reply(verdict: Callable[[str], str]) -> Script:
+    """The judge's labels: ``verdict(text)`` for each text of the request."""
+    def script(messages: list[BaseMessage], params: dict) -> str:
+        texts = [json.loads(line.split(". ", 1)[1]) for line in _user(messages).splitlines()
+                 if re.match(r"^\d+\. \"", line)]
+        return json.dumps({"labels": [verdict(t) for t in texts]})
+    return script
+
+
+def text_loop_script(generate: Script, rewrite: Script = text_rewrite_reply,
+                     judge: Script | None = None) -> Script:
+    """One script for a text loop: rewrite, judge and generation calls to their scripts."""
+    def script(messages: list[BaseMessage], params: dict) -> str:
+        system = next((str(m.content) for m in messages if m.type == "system"), "")
+        kind = text_kind(system)
+        if kind == "judge":
+            if judge is None:
+                raise AssertionError("the judge was called but the test scripted none")
+            return judge(messages, params)
+        return (rewrite if kind == "rewrite" else generate)(messages, params)
+    return script
+
+
+def seeded_pool_reply(pools: dict[str, list[str]]) -> Script:
+    """Texts of the requested label picked from ``pools[label]`` by the call's seed: the same
+    request always gets the same texts (for replays across processes)."""
+    def script(messages: list[BaseMessage], params: dict) -> str:
+        req = parse_text_request(_user(messages))
+        pool = pools[req.label]
+        seed = int(params.get("seed", 0))
+        return json.dumps({"texts": [pool[(seed + 5 * i) % len(pool)] for i in range(req.n)]})
+    return script

@@ -510,3 +510,21 @@ class TestDifferenceStandardError:
         assert 0 < large < small
         # one positive of 20 moves F1 by about 0.026; the bootstrap spread is of that order
         assert 0.005 < small < 0.05
+
+
+class TestMacroF1:
+    def test_matches_scikit_learn(self):
+        # Setup: random labellings, with labels missing from either side
+        from sklearn.metrics import f1_score
+
+        from synthloop.evals.classification import macro_f1
+
+        rng = np.random.default_rng(0)
+        for _ in range(300):
+            k, n = int(rng.integers(1, 5)), int(rng.integers(1, 40))
+            y = rng.integers(0, k, n).astype(str)
+            pred = rng.integers(0, k + 1, n).astype(str)
+
+            # Run / Assert
+            assert macro_f1(y, pred) == pytest.approx(
+                f1_score(y, pred, average="macro", zero_division=0), abs=1e-12)

@@ -117,6 +117,7 @@ class TestEmbedder:
             def encode(self, *args, **kwargs):
                 raise AssertionError("the model was called for a cached text")
 
+        Embedder.clear_memory()  # as in a new process: nothing cached in memory
         reader = Embedder(cache_dir=tmp_path)
         reader.model_ = NoModel()
 
@@ -127,6 +128,20 @@ class TestEmbedder:
         assert list(tmp_path.glob("emb-*.npz"))
         np.testing.assert_array_equal(got, expected[::-1])
         assert reader.calls_ == 0
+
+    def test_embedders_share_weights_and_cache_in_a_process(self, embedder):
+        # Setup: a second embedder, e.g. inside a model read back from a run folder
+        first = embedder.embed(["shared between embedders"])
+        other = pickle.loads(pickle.dumps(Embedder(cache_dir=None)))
+
+        # Run
+        again = other.embed(["shared between embedders"])
+
+        # Assert: nothing was embedded twice, and the weights were not loaded again
+        assert other.calls_ == 0
+        np.testing.assert_array_equal(again, first)
+        other.embed(["a text only the second embedder saw"])
+        assert other.model_ is embedder.model_
 
     def test_pickles_without_weights(self, embedder):
         restored = pickle.loads(pickle.dumps(embedder))

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import re
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -96,13 +97,23 @@ def _as_texts(texts: str | Sequence[str] | pd.Series) -> list[str]:
 # --------------------------------------------------------------------------- embeddings
 
 
+# One copy of the weights and one in-memory cache per model and process: every Embedder (and
+# every TextModel read back from a run folder) shares them, so a text is embedded once per
+# process whatever object asks for it.
+_MODELS: dict[str, Any] = {}
+_MEMORY: dict[str, dict[str, np.ndarray]] = {}
+_MODEL_LOCK = threading.Lock()
+
+
 class Embedder:
     """Sentence embeddings (normalised, float32, 384-d), each distinct text embedded once.
 
     The model loads on first use from the installed package's folder (or ``model_dir``) with
     ``local_files_only``; ``HF_HUB_OFFLINE`` and ``TRANSFORMERS_OFFLINE`` default to 1 from then
-    on in the process (set them to 0 first to keep the hub reachable for other code).
-    Embeddings are cached in memory by the sha256 of the text and, with ``cache_dir``, on disk
+    on in the process (set them to 0 first to keep the hub reachable for other code). The
+    weights are loaded once per process and shared by every ``Embedder`` of that model.
+    Embeddings are cached in memory by the sha256 of the text (shared by the process's
+    embedders of the same model; ``clear_memory()`` empties it) and, with ``cache_dir``, on disk
     as ``emb-*.npz`` shards (one per call that embedded new texts), so a resumed run does not
     embed its corpus again. ``calls_`` counts calls to the model and
     ``encoded_`` the texts it embedded.
@@ -119,8 +130,16 @@ class Embedder:
         self.model_ = None
         self.calls_ = 0
         self.encoded_ = 0
-        self._memory: dict[str, np.ndarray] = {}
         self._disk_loaded = False
+
+    @property
+    def _memory(self) -> dict[str, np.ndarray]:
+        return _MEMORY.setdefault(self.model_id, {})
+
+    @staticmethod
+    def clear_memory() -> None:
+        """Forget every embedding cached in this process's memory (the disk cache stays)."""
+        _MEMORY.clear()
 
     @property
     def model_id(self) -> str:
@@ -129,13 +148,18 @@ class Embedder:
     def _model(self):
         if self.model_ is None:
             path = Path(self.model_dir) if self.model_dir is not None else model_path()
-            # by path and offline: nothing may reach the hub, even for a config file
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            from sentence_transformers import SentenceTransformer
+            key = f"{path.resolve()}|{self.device}"
+            with _MODEL_LOCK:
+                if key not in _MODELS:
+                    # by path and offline: nothing may reach the hub, even for a config file
+                    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                    from sentence_transformers import SentenceTransformer
 
-            self.model_ = SentenceTransformer(str(path), device=self.device, local_files_only=True)
-            log.info("loaded embedding model from %s", path)
+                    _MODELS[key] = SentenceTransformer(str(path), device=self.device,
+                                                       local_files_only=True)
+                    log.info("loaded embedding model from %s", path)
+                self.model_ = _MODELS[key]
         return self.model_
 
     def _encode(self, texts: list[str]) -> np.ndarray:
@@ -167,7 +191,8 @@ class Embedder:
         # a pickled model (models/*.joblib) carries the settings, not 90 MB of weights or the
         # cache: both come back on first use
         state = dict(self.__dict__)
-        state.update(model_=None, _memory={}, _disk_loaded=False)
+        state.update(model_=None, _disk_loaded=False)
+        state.pop("_memory", None)  # written by versions that kept the cache per object
         return state
 
     def _load_disk(self) -> None:
@@ -188,13 +213,16 @@ class Embedder:
         if self.cache_dir is None:
             return
         folder = Path(self.cache_dir)
-        folder.mkdir(parents=True, exist_ok=True)
         name = hashlib.sha256((self.model_id + "".join(keys)).encode()).hexdigest()[:20]
         path = folder / f"emb-{name}.npz"
         tmp = folder / f".{path.name}.tmp"
-        with open(tmp, "wb") as fh:
-            np.savez(fh, keys=np.array(keys), vectors=vectors, model=np.array(self.model_id))
-        os.replace(tmp, path)  # atomic: a crash leaves no half-written shard
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as fh:
+                np.savez(fh, keys=np.array(keys), vectors=vectors, model=np.array(self.model_id))
+            os.replace(tmp, path)  # atomic: a crash leaves no half-written shard
+        except OSError as exc:  # e.g. a model read back after its run folder moved: a cache
+            log.warning("embedding cache %s not written: %s", folder, exc)
 
 
 @register_embedding_function
@@ -335,6 +363,27 @@ class TrainingCorpus:
     def count(self) -> int:
         return int(self._collection().count())
 
+    def get(self, row_ids: Sequence[str]) -> list[Hit]:
+        """The records of ``row_ids``, in that order (distance 0)."""
+        row_ids = [str(r) for r in row_ids]
+        if not row_ids:
+            return []
+        got = self._collection().get(ids=row_ids, include=["documents", "metadatas"])
+        by_id = {i: (d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])}
+        missing = [r for r in row_ids if r not in by_id]
+        if missing:
+            raise DataError(f"The training corpus has no record {missing[0]!r}; rebuild it from "
+                            "the run's training split.")
+        return [Hit(row_id=r, text=by_id[r][0], label=str(by_id[r][1]["label"]), distance=0.0)
+                for r in row_ids]
+
+    def ids(self, label: str | None = None) -> list[str]:
+        """The row ids of the records (of ``label``), sorted."""
+        where: dict = {"split": self.SPLIT}
+        if label is not None:
+            where = {"$and": [where, {"label": str(label)}]}
+        return sorted(self._collection().get(where=where, include=[])["ids"])
+
     def splits(self) -> Counter:
         """How many records per split (only ever ``{"train": n}``)."""
         got = self._collection().get(include=["metadatas"])
@@ -386,6 +435,7 @@ class TextCluster(BaseModel):
     true_labels: dict[str, int]
     representatives: list[str]  # the texts closest to the centroid
     keywords: list[str]  # terms more frequent in the cluster than in the other texts
+    members: list[int] = []  # positions of its texts in the analysed texts, closest first
 
     def describe(self, max_chars: int = 160) -> str:
         reps = "; ".join(f'"{_short(t, max_chars)}"' for t in self.representatives)
@@ -508,6 +558,7 @@ def _error_clusters(texts, y, pred, wrong, E, k_clusters, min_size, n_reps, n_kw
             true_labels=dict(sorted(true_counts.items())),
             representatives=[texts[i] for i in order[:n_reps]],
             keywords=keywords.get(int(c), []),
+            members=[int(i) for i in order],
         )))
     found.sort(key=lambda t: (-t[0], t[1]))
     return [cl.model_copy(update={"id": f"c{i + 1}"}) for i, (_, _, cl) in enumerate(found)]
