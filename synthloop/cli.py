@@ -117,6 +117,8 @@ def run(
     run_id: str | None = typer.Option(None, help="Name the run (default: NAME-DATE-TIME-XXXX)."),
     set_: list[str] = typer.Option([], "--set", help="Override a spec key: --set budget.patience=3"),
     json_events: bool = typer.Option(False, "--json", help="Progress as JSON lines."),
+    mlflow: bool = typer.Option(False, "--mlflow", help="Log the finished run to MLflow "
+                                "(default store: RUNS_DIR/mlruns; pip install 'synthloop\\[mlflow]')."),
 ) -> None:
     """Run a loop on a spec and print the per-iteration table and the holdout lift."""
     from synthloop.runner import run_loop
@@ -124,6 +126,7 @@ def run(
     from synthloop.store import new_run_id
 
     try:
+        require_mlflow_if(mlflow)
         s = load_spec(spec)
         overrides = _parse_sets(set_)
         if llm:
@@ -137,6 +140,8 @@ def run(
         run_id = run_id or new_run_id(s.name)
         progress = Progress(json_events, run_id, runs_dir / run_id)
         summary = run_loop(s, runs_dir, run_id=run_id, on_update=progress)
+        if mlflow:
+            _log_mlflow(runs_dir / run_id)
     except SynthloopError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -149,13 +154,17 @@ def resume(
     run_id: str = typer.Argument(..., help="The run to continue."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where run folders are."),
     json_events: bool = typer.Option(False, "--json", help="Progress as JSON lines."),
+    mlflow: bool = typer.Option(False, "--mlflow", help="Log the finished run to MLflow."),
 ) -> None:
     """Continue a stopped run (even one killed with kill -9) from its last checkpoint."""
     from synthloop.runner import resume_run
 
     progress = Progress(json_events, run_id, runs_dir / run_id)
     try:
+        require_mlflow_if(mlflow)
         summary = resume_run(run_id, runs_dir, on_update=progress)
+        if mlflow:
+            _log_mlflow(runs_dir / run_id)
     except SynthloopError as exc:
         _fail(str(exc))
     progress.finished(summary)
@@ -276,6 +285,12 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
         key, _, value = item.partition("=")
         result[key.strip()] = yaml.safe_load(value)
     return result
+
+
+# the inspection commands (runs list/show/diff/history/mlflow, fork, lineage, graph)
+from synthloop.cli_runs import _log_mlflow, register, require_mlflow_if  # noqa: E402
+
+register(app)
 
 
 def main() -> None:

@@ -42,9 +42,15 @@ STAGES = ("generated", "valid", "invalid", "curated", "rejected", "candidate")
 # -- finding runs ---------------------------------------------------------------------------
 def find_run(run_id: str, runs_dir: str | Path = "runs") -> RunStore:
     """The store of run ``run_id`` (or of the run folder ``run_id``), else one clear error."""
-    from synthloop.evals.report import find_run as _find
-
-    return RunStore(_find(run_id, runs_dir))
+    root = Path(runs_dir) / run_id
+    if (root / SPEC_FILE).is_file():
+        return RunStore(root)
+    if (Path(run_id) / SPEC_FILE).is_file():
+        return RunStore(Path(run_id))
+    known = [p.name for p in run_folders(runs_dir)]
+    listing = f"; the last ones are {', '.join(known[-3:])}" if known else "; it holds none"
+    raise RunStoreError(f"No run '{run_id}' in '{Path(runs_dir).resolve()}'{listing}. List them "
+                        f"with 'synthloop runs list --runs-dir {runs_dir}'.")
 
 
 def run_folders(runs_dir: str | Path) -> list[Path]:
@@ -337,7 +343,8 @@ def show_run(run_id: str, runs_dir: str | Path = "runs", *, iteration: int | Non
         have = f"0..{max(done)}" if done else "0"
         raise RunStoreError(f"Run '{store.run_id}' has no iteration {iteration}; pick one of "
                             f"{have} (0 is the baseline's analysis).")
-    wanted = [iteration] if iteration is not None else sorted(found)
+    # with an iteration: the analysis that motivated it and the one after it
+    wanted = sorted({max(iteration - 1, 0), iteration}) if iteration is not None else sorted(found)
     versions = prompt_versions(store)
     diffs = prompt_diffs(versions)
     if iteration is not None:
@@ -349,6 +356,7 @@ def show_run(run_id: str, runs_dir: str | Path = "runs", *, iteration: int | Non
         "spec": (store.root / SPEC_FILE).read_text(),
         "summary": summary_of(store),
         "iterations": [r for r in records if iteration is None or r["iteration"] == iteration],
+        "finished_iterations": done,
         "regions": {k: found[k].get("regions", []) for k in wanted if k in found},
         "prompts": [{k2: v.get(k2) for k2 in ("file", "version", "iteration", "author", "sha256")}
                     for v in versions],
