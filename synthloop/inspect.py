@@ -13,7 +13,7 @@ stage                  how it is found
 validation             in ``_invalid`` (its ``_sl_reject``: range, rule, region, copy, ...)
 curation               in ``_rejected`` but not ``_invalid`` (low confidence in its label)
 batch blocked          the iteration kept nothing and never refitted (its record's reason)
-blend                  in ``_curated`` but not ``_candidate``: over the synthetic-share cap
+blend                  in ``_curated`` but not ``_candidate``: over the share cap or class balance
 acceptance             in ``_candidate`` of an iteration whose batch was refused
 kept                   in ``_candidate`` of an accepted iteration (and in synthetic.parquet)
 ====================  =====================================================================
@@ -229,7 +229,7 @@ def row_fates(store: RunStore, k: int, record: dict | None) -> pd.DataFrame:
         elif rid in candidate:
             s, st, r = "rejected", "acceptance", f"batch refused: {record.get('reason')}"
         elif rid in curated:
-            s, st, r = "rejected", "blend", "over the synthetic-share cap"
+            s, st, r = "rejected", "blend", "over the synthetic-share cap or the class balance"
         else:
             s, st, r = "rejected", "unknown", "not in any later stage of its batch"
         status.append(s)
