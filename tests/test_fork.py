@@ -166,6 +166,10 @@ class TestFork:
 
         assert result.exit_code == 0, result.output
         assert "synthloop resume later" in result.stdout
+        listed = runner.invoke(app, ["runs", "list", "--runs-dir", str(home), "--json"])
+        (row,) = [r for r in json.loads(listed.stdout) if r["run_id"] == "later"]
+        assert row["status"] == "unfinished" and row["iterations"] == 2
+        assert row["parent"]["run_id"] == TRACED
         summary = resume_run("later", home, chat_model=traced_model(), cache_dir=None)
         assert summary["synthetic_sha256"] == traced_run[1]["synthetic_sha256"]
         assert summary["parent"]["iteration"] == 2
