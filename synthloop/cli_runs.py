@@ -11,11 +11,21 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from synthloop.cli import Progress, _fail, _parse_sets, err, iteration_table, out
 from synthloop.errors import SynthloopError
+
+# the same consoles as synthloop.cli's (which imports this module at its end, so the shared
+# helpers of synthloop.cli are imported inside the commands)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(code)
 
 runs_app = typer.Typer(add_completion=False, no_args_is_help=True,
                        help="Inspect runs: list them, show one, diff two, its checkpoint history.")
@@ -99,6 +109,7 @@ def show_cmd(
     between consecutive prompt versions, sample kept and rejected rows with the reason for
     each rejection, and LLM tokens and seconds by node (of one iteration with --iteration).
     """
+    from synthloop.cli import iteration_table
     from synthloop.inspect import show_run
 
     try:
@@ -370,6 +381,7 @@ def fork_cmd(
     The new run gets the store files up to iteration K, the checkpointed state at its end and
     the spec with --set overrides; the original run is left byte-for-byte intact.
     """
+    from synthloop.cli import Progress, _parse_sets
     from synthloop.fork import create_fork
     from synthloop.runner import default_cache_dir, execute
 
