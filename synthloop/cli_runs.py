@@ -265,8 +265,10 @@ def diff_cmd(run_a: str = typer.Argument(..., help="The first run."),
     for col in ("", "A", "B", "B − A"):
         t.add_column(col, justify="left" if not col else "right")
     for m in d["metrics"]:
-        t.add_row(m["metric"], _n(m["a"]), _n(m["b"]), _n(m["delta"], "+.4f") if isinstance(
-            m["delta"], float) else _n(m["delta"]))
+        fmt = ".1f" if m["metric"] == "seconds" else ".4f"
+        delta = m["delta"]
+        t.add_row(m["metric"], _n(m["a"], fmt), _n(m["b"], fmt),
+                  _n(delta, "+" + fmt) if isinstance(delta, float) else _n(delta))
     out.print(t)
     t = Table(title="validation metric by iteration (kept?)", title_justify="left")
     for col in ("iter", "A", "B"):
