@@ -14,12 +14,15 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from synthloop.checkpoints import history
 from synthloop.cli import Progress, app
 from synthloop.errors import RunStoreError, SpecError
+from synthloop.evals import report as report_mod
 from synthloop.fork import create_fork, fork_run
 from synthloop.graphs.loop import NODES
 from synthloop.inspect import diff_runs
 from synthloop.runner import resume_run
+from synthloop.store import RunStore
 from tests.test_cli import assert_one_error_line
 from tests.test_trace import folder_hashes
 from tests.trace_support import TRACED, traced_model
@@ -42,7 +45,16 @@ def parent_hashes(home) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def replay(home, parent_hashes, capsys_module):
+def no_report():
+    """The forks below skip the HTML report (tested on its own; it is most of a small run's
+    time): its writer is a no-op while they run."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(report_mod, "write_report", lambda *a, **k: None)
+        yield
+
+
+@pytest.fixture(scope="module")
+def replay(home, parent_hashes, capsys_module, no_report):
     """A fork at the end of iteration 1 with no override, run with JSON progress events."""
     progress = Progress(as_json=True, run_id="replay", run_dir=home / "replay")
     summary = fork_run(TRACED, home, from_iteration=1, new_run_id_="replay",
@@ -76,7 +88,7 @@ def capsys_module():
 
 
 @pytest.fixture(scope="module")
-def cooler(home, replay):
+def cooler(home, replay, no_report):
     """A fork at the end of iteration 2 with another temperature and one more iteration."""
     return fork_run(TRACED, home, from_iteration=2, new_run_id_="cooler",
                     overrides={"generator.temperature": 0.3, "budget.max_iterations": 4},
@@ -170,7 +182,17 @@ class TestFork:
         (row,) = [r for r in json.loads(listed.stdout) if r["run_id"] == "later"]
         assert row["status"] == "unfinished" and row["iterations"] == 2
         assert row["parent"]["run_id"] == TRACED
-        summary = resume_run("later", home, chat_model=traced_model(), cache_dir=None)
+        # its one checkpoint: the parent's state at the end of iteration 2, under the new id
+        (start,) = history(RunStore(home / "later"))
+        assert start["source"] == "update" and start["next"] == ["analyse"]
+        assert start["iteration"] == 2 and start["fork_iteration"] == 2
+        parent_end = next(r for r in history(RunStore(home / TRACED)) if r["fork_iteration"] == 2)
+        assert start["synthetic_rows"] == parent_end["synthetic_rows"]
+        assert start["tokens_used"] == parent_end["tokens_used"]
+        # and 'synthloop resume' continues it like any stopped run
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(report_mod, "write_report", lambda *a, **k: None)
+            summary = resume_run("later", home, chat_model=traced_model(), cache_dir=None)
         assert summary["synthetic_sha256"] == traced_run[1]["synthetic_sha256"]
         assert summary["parent"]["iteration"] == 2
 
