@@ -19,6 +19,7 @@ from synthloop.cli import Progress, app
 from synthloop.errors import RunStoreError, SpecError
 from synthloop.evals import report as report_mod
 from synthloop.fork import create_fork, fork_run
+from synthloop.graphs import nodes
 from synthloop.graphs.loop import NODES
 from synthloop.inspect import diff_runs
 from synthloop.runner import resume_run
@@ -44,12 +45,18 @@ def parent_hashes(home) -> dict[str, str]:
     return folder_hashes(home / TRACED)
 
 
+def skip_report_figures(mp: pytest.MonkeyPatch) -> None:
+    """The forks below skip the HTML report and the holdout lift's bootstrap CI (both tested
+    on their own, and most of a small run's time): these tests are about state and files."""
+    mp.setattr(report_mod, "write_report", lambda *a, **k: None)
+    mp.setattr(nodes.HoldoutLift, "compute",
+               classmethod(lambda cls, *a, **k: {"ci_low": 0.0, "ci_high": 0.0}))
+
+
 @pytest.fixture(scope="module")
 def no_report():
-    """The forks below skip the HTML report (tested on its own; it is most of a small run's
-    time): its writer is a no-op while they run."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(report_mod, "write_report", lambda *a, **k: None)
+        skip_report_figures(mp)
         yield
 
 
@@ -191,7 +198,7 @@ class TestFork:
         assert start["tokens_used"] == parent_end["tokens_used"]
         # and 'synthloop resume' continues it like any stopped run
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(report_mod, "write_report", lambda *a, **k: None)
+            skip_report_figures(mp)
             summary = resume_run("later", home, chat_model=traced_model(), cache_dir=None)
         assert summary["synthetic_sha256"] == traced_run[1]["synthetic_sha256"]
         assert summary["parent"]["iteration"] == 2
