@@ -126,6 +126,27 @@ class TestRowFates:
             assert fates.loc[rid, "_sl_stage"] == "validation"
 
 
+    @pytest.mark.parametrize("verdict,stage,reason", [
+        ({"validation_metric": 0.5, "reason": "validation dropped from 0.9000 to 0.5000"},
+         "acceptance", "batch refused: validation dropped from 0.9000 to 0.5000"),
+        ({"validation_metric": None, "reason": "violation rate 0.70 over 0.50"},
+         "batch blocked", "batch blocked: violation rate 0.70 over 0.50"),
+    ])
+    def test_rows_of_a_batch_that_was_not_kept(self, store, summary, verdict, stage, reason):
+        # Setup: iteration 1's batch files, as if its batch had been refused or blocked
+        record = {**summary["iterations"][0], "accepted": False, **verdict}
+        cand = pd.read_parquet(store.root / "data/batches/iter_001_candidate.parquet")
+
+        fates = row_fates(store, 1, record).set_index("_sl_row_id")
+
+        # Assert: the rows that reached the batch's verdict carry it; earlier rejects keep theirs
+        assert (fates["_sl_status"] == "rejected").all()
+        assert (fates.loc[cand["_sl_row_id"], "_sl_stage"] == stage).all()
+        assert (fates.loc[cand["_sl_row_id"], "_sl_reason"] == reason).all()
+        assert (fates["_sl_reason"] == "low confidence in its label").sum() == \
+            record["checks"]["low_confidence"]
+
+
 class TestRunsShow:
     def test_json_sections(self, runs, store, summary):
         result = cli("runs", "show", TRACED, "--runs-dir", str(runs), "--json")
