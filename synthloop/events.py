@@ -71,7 +71,7 @@ def node_message(node: str, update: dict[str, Any]) -> str:
     if node == "curate" and "low_confidence" in checks:
         return f"{checks['low_confidence']} row(s) dropped for low confidence in their label"
     if node == "blend" and "over_cap" in checks:
-        return f"{checks['over_cap']} row(s) over the synthetic-share cap"
+        return f"{checks['over_cap']} row(s) over the synthetic-share cap or the class balance"
     if node == "accept" and update.get("iterations"):
         r = update["iterations"][0]
         verdict = "accepted" if r["accepted"] else "rejected"
