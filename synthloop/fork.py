@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 from langchain_core.language_models.chat_models import BaseChatModel
 from langgraph.checkpoint.sqlite import SqliteSaver
 
@@ -84,8 +85,6 @@ def _files_to_copy(parent: RunStore, k: int) -> list[str]:
             i = _iter_of(p.name)
             if i is not None and keep(i):
                 rels.append(f"{folder}/{p.name}")
-    import yaml
-
     for p in sorted((root / "prompts").glob("*.yaml")) if (root / "prompts").is_dir() else []:
         doc = yaml.safe_load(p.read_text()) or {}
         if int(doc.get("iteration", 0)) <= k:
