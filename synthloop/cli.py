@@ -30,53 +30,53 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 class Progress:
-    """Prints one line per node as the graph streams, and the iteration table at the end."""
+    """Live progress from the graph's stream: one line per node on stderr, or with ``--json``
+    one JSON event per line on stdout (``started``, then ``node`` events, then ``finished``)."""
 
-    def __init__(self, as_json: bool = False):
+    def __init__(self, as_json: bool = False, run_id: str | None = None,
+                 run_dir: Path | None = None):
         self.as_json = as_json
+        self.run_id = run_id
+        self.run_dir = run_dir
         self.start = time.perf_counter()
+        self._started = False
+
+    def emit(self, event: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(event, default=str) + "\n")
+        sys.stdout.flush()
+
+    def started(self) -> None:
+        """Said once, with the first node's event (bad input fails before it: no noise)."""
+        self._started = True
+        if self.as_json:
+            self.emit({"event": "started", "run_id": self.run_id, "run_dir": str(self.run_dir)})
+        else:
+            err.print(f"[dim]run {escape(str(self.run_id))} in {escape(str(self.run_dir))}[/]")
 
     def __call__(self, node: str, update: dict[str, Any]) -> None:
-        k = update.get("iteration")
-        t = sum(x["seconds"] for x in update.get("timings", []))
+        from synthloop.events import node_event
+
+        if not self._started:
+            self.started()
+
+        ev = node_event(node, update, run_id=self.run_id,
+                        elapsed=time.perf_counter() - self.start)
         if self.as_json:
-            out.print_json(json.dumps({"node": node, "iteration": k, "seconds": t,
-                                       "tokens_used": update.get("tokens_used")}))
+            self.emit(ev)
             return
-        msg = ""
-        if node == "evaluate":
-            msg = f"baseline validation {update['baseline_validation']:.4f}"
-        elif node == "analyse":
-            regs = update.get("regions", [])
-            msg = f"{len(regs)} region(s)" + (f"; top: {regs[0]['rule']}" if regs else "")
-        elif node == "decide" and update.get("stop_reason"):
-            msg = f"stop: {update['stop_reason']}"
-        elif node == "rewrite":
-            p = update["prompt"]
-            msg = f"prompt v{p['version']} by {p['author']}"
-        elif node == "generate":
-            s = update["batch"]["stats"]
-            msg = f"{s['rows_returned']} rows from {s['calls']} calls ({s['llm_failures']} failed)"
-        elif node == "validate":
-            c = update["batch"]["checks"]
-            msg = f"violation rate {c.get('violation_rate', 0):.2f}"
-            if "grounded_share" in c:  # a text batch
-                msg += (f"; grounded {_num(c['grounded_share'], '.2f')}, near copies "
-                        f"{c.get('near_copies', 0)}, self-BLEU {_num(c.get('self_bleu'), '.2f')}, "
-                        f"mean cosine {_num(c.get('mean_cosine'), '.2f')}")
-            if update["batch"].get("blocked"):
-                msg += f"; blocked: {update['batch']['blocked']}"
-        elif node == "curate" and "label_accuracy" in update.get("batch", {}).get("checks", {}):
-            c = update["batch"]["checks"]
-            msg = (f"label accuracy {_num(c['label_accuracy'], '.2f')}, "
-                   f"{c.get('label_removed', 0)} removed")
-        elif node == "accept":
-            r = update["iterations"][0]
-            verdict = "accepted" if r["accepted"] else "rejected"
-            msg = f"{r['rows_accepted']} rows {verdict}: {r['reason']}"
-        elapsed = time.perf_counter() - self.start
+        k = ev["iteration"]
         it = f"iter {k}" if k is not None else "      "
-        err.print(f"[dim]{elapsed:7.1f}s[/] {it:>7} {node:<9} {msg}")
+        tokens = f" [dim]({ev['tokens']} tokens)[/]" if ev["tokens"] else ""
+        err.print(f"[dim]{ev['elapsed']:7.1f}s[/] {it:>7} {node:<9} {escape(ev['message'])}{tokens}")
+
+    def finished(self, summary: dict[str, Any]) -> None:
+        """The outcome: the iteration table and lift, or one ``finished`` JSON line."""
+        from synthloop.events import finished_event
+
+        if self.as_json:
+            self.emit(finished_event(summary))
+        else:
+            print_summary(summary)
 
 
 TEXT_COLUMNS = (("grounded", "grounded_share", ".2f"), ("copies", "near_copies_rejected", "d"),
@@ -126,12 +126,16 @@ def run(
     run_id: str | None = typer.Option(None, help="Name the run (default: NAME-DATE-TIME-XXXX)."),
     set_: list[str] = typer.Option([], "--set", help="Override a spec key: --set budget.patience=3"),
     json_events: bool = typer.Option(False, "--json", help="Progress as JSON lines."),
+    mlflow: bool = typer.Option(False, "--mlflow", help="Log the finished run to MLflow "
+                                "(default store: RUNS_DIR/mlruns; pip install 'synthloop\\[mlflow]')."),
 ) -> None:
     """Run a loop on a spec and print the per-iteration table and the holdout lift."""
     from synthloop.runner import run_loop
     from synthloop.spec import load_spec
+    from synthloop.store import new_run_id
 
     try:
+        require_mlflow_if(mlflow)
         s = load_spec(spec)
         overrides = _parse_sets(set_)
         if llm:
@@ -142,12 +146,16 @@ def run(
             overrides["budget.max_iterations"] = max_iterations
         if overrides:
             s = s.with_overrides(overrides)
-        summary = run_loop(s, runs_dir, run_id=run_id, on_update=Progress(json_events))
+        run_id = run_id or new_run_id(s.name)
+        progress = Progress(json_events, run_id, runs_dir / run_id)
+        summary = run_loop(s, runs_dir, run_id=run_id, on_update=progress)
+        if mlflow:
+            _log_mlflow(runs_dir / run_id)
     except SynthloopError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
-        _fail("interrupted; resume with 'synthloop resume RUN_ID'", code=130)
-    print_summary(summary)
+        _fail(f"interrupted; resume with 'synthloop resume {run_id or 'RUN_ID'}'", code=130)
+    progress.finished(summary)
 
 
 @app.command()
@@ -155,15 +163,20 @@ def resume(
     run_id: str = typer.Argument(..., help="The run to continue."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where run folders are."),
     json_events: bool = typer.Option(False, "--json", help="Progress as JSON lines."),
+    mlflow: bool = typer.Option(False, "--mlflow", help="Log the finished run to MLflow."),
 ) -> None:
     """Continue a stopped run (even one killed with kill -9) from its last checkpoint."""
     from synthloop.runner import resume_run
 
+    progress = Progress(json_events, run_id, runs_dir / run_id)
     try:
-        summary = resume_run(run_id, runs_dir, on_update=Progress(json_events))
+        require_mlflow_if(mlflow)
+        summary = resume_run(run_id, runs_dir, on_update=progress)
+        if mlflow:
+            _log_mlflow(runs_dir / run_id)
     except SynthloopError as exc:
         _fail(str(exc))
-    print_summary(summary)
+    progress.finished(summary)
 
 
 @app.command()
@@ -289,6 +302,12 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
         key, _, value = item.partition("=")
         result[key.strip()] = yaml.safe_load(value)
     return result
+
+
+# the inspection commands (runs list/show/diff/history/mlflow, fork, lineage, graph)
+from synthloop.cli_runs import _log_mlflow, register, require_mlflow_if  # noqa: E402
+
+register(app)
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from synthloop.graphs.context import SCHEMA, LoopContext
 from synthloop.graphs.loop import build_graph, stream_loop
 from synthloop.llm import LLMClient, make_chat_model
 from synthloop.spec import LoopSpec, dump_spec, load_spec
-from synthloop.store import SPEC_FILE, SUMMARY_FILE, RunStore, new_run_id
+from synthloop.store import FORK_FILE, SPEC_FILE, SUMMARY_FILE, RunStore, new_run_id
 from synthloop.tools.constraints import check_columns, parse_rule
 from synthloop.tools.registry import load_registry
 
@@ -90,7 +90,11 @@ def execute(store: RunStore, spec: LoopSpec, *, resume: bool,
     if not store.exists(SUMMARY_FILE):
         raise SynthloopError(f"Run '{store.run_id}' stopped before its report; "
                              f"resume it with: synthloop resume {store.run_id}")
-    return store.read_json(SUMMARY_FILE)
+    summary = store.read_json(SUMMARY_FILE)
+    if store.exists(FORK_FILE) and "parent" not in summary:  # a fork names its parent
+        summary["parent"] = store.read_json(FORK_FILE)["parent"]
+        store.write_json(SUMMARY_FILE, summary)
+    return summary
 
 
 def run_loop(spec: LoopSpec | str | Path, runs_dir: str | Path = "runs", *,

@@ -26,6 +26,7 @@ from synthloop.errors import RunStoreError
 SPEC_FILE = "spec.yaml"
 SUMMARY_FILE = "summary.json"
 CHECKPOINT_FILE = "checkpoint.sqlite"
+FORK_FILE = "fork.json"  # a fork's parent run and iteration (see synthloop.fork)
 
 
 def new_run_id(name: str) -> str:

@@ -25,3 +25,12 @@ def cancer_csv(tmp_path: Path, cancer_df: pd.DataFrame) -> Path:
 @pytest.fixture
 def spec_dict(cancer_csv: Path) -> dict:
     return base_spec(cancer_csv)
+
+
+@pytest.fixture(scope="session")
+def traced_run(tmp_path_factory) -> tuple[Path, dict]:
+    """(runs dir, summary) of a finished three-iteration run to inspect (see
+    tests/trace_support.py); tests only read it (copy it before forking)."""
+    from tests.trace_support import make_traced_run
+
+    return make_traced_run(tmp_path_factory.mktemp("traced"))

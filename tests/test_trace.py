@@ -1,0 +1,323 @@
+"""Inspecting a finished run: runs list, runs show, runs history, lineage, and the live
+progress events. Everything is read from a real (scripted-LLM) run's folder and checkpoints,
+and checked against the files the loop wrote."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from synthloop.checkpoints import history
+from synthloop.cli import app
+from synthloop.events import node_event
+from synthloop.graphs.loop import NODES
+from synthloop.inspect import lineage, row_fates, show_run
+from synthloop.store import RunStore
+from tests.test_cli import assert_one_error_line
+from tests.trace_support import TRACED
+
+runner = CliRunner()
+
+
+def folder_hashes(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def cli(*args: str):
+    return runner.invoke(app, list(args), env={"COLUMNS": "200"})
+
+
+@pytest.fixture(scope="module")
+def runs(traced_run) -> Path:
+    return traced_run[0]
+
+
+@pytest.fixture(scope="module")
+def summary(traced_run) -> dict:
+    return traced_run[1]
+
+
+@pytest.fixture(scope="module")
+def store(runs) -> RunStore:
+    return RunStore(runs / TRACED)
+
+
+class TestTheTracedRun:
+    def test_premise(self, summary):
+        # the run the tests below read: kept, partly kept, and blocked batches
+        first, second, third = summary["iterations"]
+        assert first["accepted"] and first["checks"]["low_confidence"] > 0
+        assert second["accepted"] and second["checks"]["over_cap"] > 0
+        assert not third["accepted"] and third["reason"].startswith("violation rate")
+
+
+class TestRunsList:
+    def test_json_has_status_stop_reason_lift_and_cost(self, runs, summary):
+        result = cli("runs", "list", "--runs-dir", str(runs), "--json")
+
+        assert result.exit_code == 0, result.output
+        (row,) = [r for r in json.loads(result.stdout) if r["run_id"] == TRACED]
+        assert row["status"] == "finished"
+        assert row["stop_reason"] == summary["stop_reason"] == "max_iterations"
+        assert row["lift_holdout"] == summary["lift"]["holdout"]
+        assert row["final_holdout"] == summary["final"]["holdout"]
+        assert row["tokens"] == summary["total_tokens"] > 0
+        assert row["seconds"] == summary["wall_seconds"]
+        assert row["synthetic_rows"] == summary["synthetic_rows"]
+        assert row["iterations"] == 3
+
+    def test_table(self, runs, summary):
+        result = cli("runs", "list", "--runs-dir", str(runs))
+
+        assert result.exit_code == 0
+        line = next(x for x in result.stdout.splitlines() if x.startswith(f"│ {TRACED} "))
+        for text in ("finished", "max_iterations", str(summary["total_tokens"]),
+                     f"{summary['lift']['holdout']:+.4f}"):
+            assert text in line
+
+    def test_missing_runs_dir_is_one_error_line(self, tmp_path):
+        result = cli("runs", "list", "--runs-dir", str(tmp_path / "nope"))
+
+        assert result.exit_code == 2
+        assert_one_error_line(result.stderr, "does not exist", "--runs-dir")
+
+
+class TestRowFates:
+    def test_every_generated_row_has_one_fate_matching_the_batch_files(self, store, summary):
+        kept_all = pd.read_parquet(store.root / "data/synthetic.parquet")
+        for record in summary["iterations"]:
+            k = record["iteration"]
+            gen = pd.read_parquet(store.root / f"data/batches/iter_{k:03d}_generated.parquet")
+
+            fates = row_fates(store, k, record)
+
+            # one row per generated row, each kept or rejected
+            assert fates["_sl_row_id"].tolist() == gen["_sl_row_id"].tolist()
+            assert set(fates["_sl_status"]) <= {"kept", "rejected"}
+            kept = fates[fates["_sl_status"] == "kept"]
+            rejected = fates[fates["_sl_status"] == "rejected"]
+            # kept rows are exactly this iteration's rows in synthetic.parquet
+            assert set(kept["_sl_row_id"]) == set(
+                kept_all.loc[kept_all["_sl_iteration"] == k, "_sl_row_id"])
+            assert len(kept) == record["rows_accepted"]
+            assert len(rejected) == record["rows_rejected"]
+            assert rejected["_sl_reason"].notna().all()
+            # a reason per check, with the counts of the iteration record
+            checks = record["checks"]
+            assert (rejected["_sl_reason"] == "low confidence in its label").sum() == \
+                checks.get("low_confidence", 0)
+            assert (rejected["_sl_stage"] == "blend").sum() == checks.get("over_cap", 0)
+            assert (rejected["_sl_reason"] == "range").sum() == checks["range"]
+
+    def test_validation_rejects_keep_the_validators_reason(self, store):
+        rejected = pd.read_parquet(store.root / "data/batches/iter_003_rejected.parquet")
+
+        fates = row_fates(store, 3, store.read_json("iterations/iter_003.json")).set_index(
+            "_sl_row_id")
+
+        for rid, reason in zip(rejected["_sl_row_id"], rejected["_sl_reject"]):
+            assert fates.loc[rid, "_sl_reason"] == reason
+            assert fates.loc[rid, "_sl_stage"] == "validation"
+
+
+    @pytest.mark.parametrize("verdict,stage,reason", [
+        ({"validation_metric": 0.5, "reason": "validation dropped from 0.9000 to 0.5000"},
+         "acceptance", "batch refused: validation dropped from 0.9000 to 0.5000"),
+        ({"validation_metric": None, "reason": "violation rate 0.70 over 0.50"},
+         "batch blocked", "batch blocked: violation rate 0.70 over 0.50"),
+    ])
+    def test_rows_of_a_batch_that_was_not_kept(self, store, summary, verdict, stage, reason):
+        # Setup: iteration 1's batch files, as if its batch had been refused or blocked
+        record = {**summary["iterations"][0], "accepted": False, **verdict}
+        cand = pd.read_parquet(store.root / "data/batches/iter_001_candidate.parquet")
+
+        fates = row_fates(store, 1, record).set_index("_sl_row_id")
+
+        # Assert: the rows that reached the batch's verdict carry it; earlier rejects keep theirs
+        assert (fates["_sl_status"] == "rejected").all()
+        assert (fates.loc[cand["_sl_row_id"], "_sl_stage"] == stage).all()
+        assert (fates.loc[cand["_sl_row_id"], "_sl_reason"] == reason).all()
+        assert (fates["_sl_reason"] == "low confidence in its label").sum() == \
+            record["checks"]["low_confidence"]
+
+
+class TestRunsShow:
+    def test_json_sections(self, runs, store, summary):
+        result = cli("runs", "show", TRACED, "--runs-dir", str(runs), "--json")
+
+        assert result.exit_code == 0, result.output
+        d = json.loads(result.stdout)
+        assert d["spec"] == (store.root / "spec.yaml").read_text()
+        assert d["iterations"] == summary["iterations"]
+        for k, regions in d["regions"].items():
+            assert regions == store.read_json(f"analysis/iter_{int(k):03d}.json")["regions"]
+        assert [p["version"] for p in d["prompts"]] == [1, 2, 3, 4]
+        assert [(x["from_version"], x["to_version"]) for x in d["prompt_diffs"]] == \
+            [(1, 2), (2, 3), (3, 4)]
+        assert set(d["rows"]) == {"1", "2", "3"}
+        assert d["rows"]["3"]["reasons"] == {"range": 12}
+
+    def test_prompt_diff_shows_the_new_instruction(self, store):
+        d = show_run(TRACED, store.root.parent)
+
+        first = d["prompt_diffs"][0]
+        new_text = store.read_yaml("prompts/cancer-gen.v002.yaml")["text"]
+        added = " ".join(line[1:] for line in first["diff"].splitlines()
+                         if line.startswith("+") and not line.startswith("+++"))
+        assert added.split() == new_text.split()
+        assert first["focus_before"] == []
+        assert first["focus_after"] == [r["rule"] for r in store.read_yaml(
+            "prompts/cancer-gen.v002.yaml")["focus_regions"]]
+
+    def test_tokens_by_node_add_up(self, store, summary):
+        whole = show_run(TRACED, store.root.parent)["cost_by_node"]
+        one = show_run(TRACED, store.root.parent, iteration=2)["cost_by_node"]
+
+        assert sum(r["tokens"] for r in whole) == summary["total_tokens"]
+        assert {r["node"] for r in whole} == {n for n, _ in NODES}
+        assert sum(r["tokens"] for r in one) == summary["iterations"][1]["tokens"]
+        assert {r["node"]: r["tokens"] for r in whole} == {
+            n: u["tokens"] for n, u in summary["usage_by_node"].items()} | {
+            n: 0 for n, _ in NODES if n not in summary["usage_by_node"]}
+
+    def test_text_shows_reasons_diffs_and_rows(self, runs, summary):
+        result = cli("runs", "show", TRACED, "--runs-dir", str(runs))
+
+        assert result.exit_code == 0, result.output
+        text = result.stdout
+        for fragment in ("spec (resolved)", "error regions", "[r1]", "prompt v1 → v2",
+                         "rows of iteration 3: 0 kept, 12 rejected", "12 × range",
+                         "low confidence in its label", "class balance",
+                         "tokens and seconds by node", summary["iterations"][2]["reason"]):
+            assert fragment in text, fragment
+
+    def test_one_iteration(self, runs):
+        result = cli("runs", "show", TRACED, "--runs-dir", str(runs), "--iteration", "2", "--json")
+
+        d = json.loads(result.stdout)
+        assert [r["iteration"] for r in d["iterations"]] == [2]
+        assert sorted(d["regions"]) == ["1", "2"]  # the analysis before it and after it
+        assert [x["to_version"] for x in d["prompt_diffs"]] == [3]
+        assert list(d["rows"]) == ["2"]
+
+    @pytest.mark.parametrize("args,fragments", [
+        (["runs", "show", "ghost"], ["No run 'ghost'", "synthloop runs list"]),
+        (["runs", "show", TRACED, "--iteration", "9"], ["has no iteration 9"]),
+        (["runs", "history", "ghost"], ["No run 'ghost'"]),
+        (["lineage", "ghost", "x:1:0"], ["No run 'ghost'"]),
+        (["lineage", TRACED, "nope:1:0"], ["No synthetic row 'nope:1:0'", f"'{TRACED}:1:0'"]),
+        (["runs", "diff", TRACED, "ghost"], ["No run 'ghost'"]),
+    ])
+    def test_bad_input_is_one_line(self, runs, args, fragments):
+        result = cli(*args, "--runs-dir", str(runs))
+
+        assert result.exit_code == 2
+        assert_one_error_line(result.stderr, *fragments)
+        assert "Traceback" not in result.output
+
+
+class TestHistory:
+    def test_every_checkpoint_oldest_first_with_the_fork_points(self, store, summary):
+        rows = history(store)
+
+        steps = [r["step"] for r in rows]
+        assert steps == sorted(steps) and steps[0] == -1
+        assert rows[0]["source"] == "input" and rows[-1]["next"] == []
+        for before, after in zip(rows, rows[1:]):  # each checkpoint says which node made it
+            assert after["parent_checkpoint_id"] == before["checkpoint_id"]
+            if after["source"] == "loop":
+                assert after["ran"] == ",".join(before["next"])
+        ends = [r for r in rows if r["fork_iteration"] is not None]
+        assert [r["fork_iteration"] for r in ends] == [0, 1, 2, 3]
+        assert all(r["next"] == ["analyse"] for r in ends)
+        assert [r["ran"] for r in ends] == ["evaluate", "accept", "accept", "accept"]
+        assert rows[-1]["tokens_used"] == summary["total_tokens"]
+
+    def test_reading_leaves_the_run_folder_byte_for_byte(self, runs, store):
+        before = folder_hashes(store.root)
+
+        result = cli("runs", "history", TRACED, "--runs-dir", str(runs))
+
+        assert result.exit_code == 0, result.output
+        assert "--from-iteration 2" in result.stdout
+        assert folder_hashes(store.root) == before  # no -wal/-shm files, nothing rewritten
+
+
+class TestLineage:
+    def test_a_kept_row(self, runs, store):
+        syn = pd.read_parquet(store.root / "data/synthetic.parquet")
+        row = syn.iloc[0]
+        train = pd.read_parquet(store.root / "data/real_train.parquet")
+
+        d = lineage(TRACED, row["_sl_row_id"], runs)
+
+        assert d["status"] == "kept" and d["in_synthetic_parquet"] is True
+        assert d["iteration"] == int(row["_sl_iteration"])
+        assert d["prompt"]["version"] == int(row["_sl_prompt_version"])
+        assert d["prompt"]["file_sha256_matches"] is True
+        assert d["prompt"]["text"] == store.read_yaml(d["prompt"]["file"])["text"]
+        analysis = store.read_json(f"analysis/iter_{d['iteration'] - 1:03d}.json")
+        assert d["region"]["rule"] == row["_sl_region"]
+        assert d["region"]["stats"] in analysis["regions"]
+        ids = row["_sl_exemplars"].split(",")
+        assert [e["id"] for e in d["exemplars"]] == ids
+        for e in d["exemplars"]:
+            real = train.iloc[int(e["id"].split(":")[1])]
+            assert e["values"] == pytest.approx({c: real[c] for c in train.columns
+                                                 if c != "diagnosis"} | {"diagnosis": real["diagnosis"]})
+        assert d["values"]["mean_radius"] == pytest.approx(row["mean_radius"])
+
+    def test_a_rejected_row_says_why(self, runs, store):
+        rejected = pd.read_parquet(store.root / "data/batches/iter_001_rejected.parquet")
+        rid = rejected["_sl_row_id"].iloc[0]
+
+        d = lineage(TRACED, rid, runs)
+
+        assert d["status"] == "rejected"
+        assert d["reason"] == rejected["_sl_reject"].iloc[0] == "low confidence in its label"
+        assert d["in_synthetic_parquet"] is False
+
+    def test_cli_shows_the_row_beside_its_exemplars(self, runs, store):
+        syn = pd.read_parquet(store.root / "data/synthetic.parquet")
+        row = syn.iloc[0]
+
+        result = cli("lineage", TRACED, row["_sl_row_id"], "--runs-dir", str(runs))
+
+        assert result.exit_code == 0, result.output
+        text = result.stdout
+        assert "kept (in data/synthetic.parquet)" in text
+        assert f"v{int(row['_sl_prompt_version'])}" in text
+        for ex in row["_sl_exemplars"].split(","):
+            assert ex in text
+        assert "region: " + row["_sl_region"] in text
+
+
+class TestProgressEvents:
+    def test_node_event_carries_rows_and_tokens(self):
+        update = {"iteration": 2, "batch": {"stats": {"rows_returned": 7, "calls": 2,
+                                                      "llm_failures": 0}},
+                  "usage": [{"node": "generate", "iteration": 2, "tokens": 120}],
+                  "tokens_used": 900, "timings": [{"node": "generate", "iteration": 2,
+                                                   "seconds": 1.5}]}
+
+        ev = node_event("generate", update, run_id="r", elapsed=3.0)
+
+        assert ev == {"event": "node", "run_id": "r", "node": "generate", "iteration": 2,
+                      "seconds": 1.5, "elapsed": 3.0, "tokens": 120, "tokens_used": 900,
+                      "rows": {"generated": 7}, "message": "7 rows from 2 calls (0 failed)"}
+
+    def test_validate_counts_valid_and_invalid_rows(self):
+        update = {"batch": {"checks": {"generated": 10, "range": 3, "rule: a > 0": 1,
+                                       "violation_rate": 0.4, "near_copy_of_real": 1}},
+                  "timings": [{"node": "validate", "iteration": 1, "seconds": 0.1}]}
+
+        ev = node_event("validate", update)
+
+        assert ev["rows"] == {"valid": 5, "invalid": 5}
+        assert ev["iteration"] == 1
