@@ -13,6 +13,7 @@ import json
 from pydantic import BaseModel, Field
 
 from synthloop.agents.prompts import INITIAL_INSTRUCTION, PromptVersion
+from synthloop.agents.tools import tool_results_text
 from synthloop.errors import LLMError
 from synthloop.llm import LLMClient, chat
 from synthloop.tools.error_analysis import Region
@@ -46,7 +47,8 @@ def reply_json_schema(regions: list[Region]) -> dict:
     }
 
 
-def rewrite_request(current: PromptVersion, regions: list[Region], history: list[dict]) -> str:
+def rewrite_request(current: PromptVersion, regions: list[Region], history: list[dict],
+                    tool_calls: list[dict] | None = None) -> str:
     lines = ["Current instruction:", current.text, "", "Regions where the model is wrong:"]
     lines += [f"- {r.describe()}" for r in regions]
     if history:
@@ -58,6 +60,7 @@ def rewrite_request(current: PromptVersion, regions: list[Region], history: list
                 f"{h.get('rows_accepted', 0)} rows {verdict}, validation "
                 f"{h.get('validation_metric')}"
             )
+    lines += tool_results_text(tool_calls or [])
     lines += ["", "Write the improved instruction and list the region ids to focus on."]
     return "\n".join(lines)
 
@@ -105,14 +108,17 @@ def rewrite_prompt(
     temperature: float,
     seed: int,
     max_tokens: int = 320,
+    tool_calls: list[dict] | None = None,
 ) -> tuple[PromptVersion, dict | None]:
-    """The next prompt version and, when the fallback was used, an event saying why."""
+    """The next prompt version and, when the fallback was used, an event saying why.
+    ``tool_calls`` (what the agent's tools returned) go into the request and the version."""
     event = None
     reply = None
     if client is not None:
         try:
             reply = client.structured(
-                chat(SYSTEM, rewrite_request(current, regions, history)), RewriteReply,
+                chat(SYSTEM, rewrite_request(current, regions, history, tool_calls)),
+                RewriteReply,
                 json_schema=reply_json_schema(regions),
                 node="rewrite", temperature=temperature, max_tokens=max_tokens, seed=seed,
             )
@@ -136,6 +142,6 @@ def rewrite_prompt(
         id=current.id, version=current.version + 1, parent=current.version,
         model=client.model_id if client is not None else "none", temperature=temperature,
         text=text, focus_regions=[json.loads(r.model_dump_json()) for r in focus],
-        author=author, iteration=iteration,
+        author=author, iteration=iteration, tool_calls=list(tool_calls or []),
     ).with_hash()
     return version, event

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from synthloop.errors import SynthloopError
+from synthloop.errors import ReviewPending, SynthloopError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="synthloop: improve a model by generating the training data it is missing.")
@@ -124,6 +124,9 @@ def run(
         if overrides:
             s = s.with_overrides(overrides)
         summary = run_loop(s, runs_dir, run_id=run_id, on_update=Progress(json_events))
+    except ReviewPending as exc:  # review: {mode: batch} paused the run; not a failure
+        print_pending(exc, runs_dir)
+        return
     except SynthloopError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -142,6 +145,9 @@ def resume(
 
     try:
         summary = resume_run(run_id, runs_dir, on_update=Progress(json_events))
+    except ReviewPending as exc:
+        print_pending(exc, runs_dir)
+        return
     except SynthloopError as exc:
         _fail(str(exc))
     print_summary(summary)
@@ -262,6 +268,12 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
         key, _, value = item.partition("=")
         result[key.strip()] = yaml.safe_load(value)
     return result
+
+
+# the plugin and review commands (plugins list/check, review)
+from synthloop.cli_plugins import print_pending, register_plugin_commands  # noqa: E402
+
+register_plugin_commands(app)
 
 
 def main() -> None:
