@@ -207,8 +207,12 @@ def args_schema(tool: BaseTool) -> dict:
 
 
 def _clean(schema: Any) -> Any:
+    """Titles and defaults dropped, ``const`` as a one-value ``enum`` (grammars take both)."""
     if isinstance(schema, dict):
-        return {k: _clean(v) for k, v in schema.items() if k not in ("title", "default")}
+        out = {k: _clean(v) for k, v in schema.items() if k not in ("title", "default")}
+        if "const" in out:
+            out["enum"] = [out.pop("const")]
+        return out
     if isinstance(schema, list):
         return [_clean(v) for v in schema]
     return schema

