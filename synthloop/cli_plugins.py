@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -53,7 +54,8 @@ def list_cmd(
         t.add_row(c.kind if c.kind != last else "", c.name,
                   escape(f"{c.source} {version}".strip()), KINDS[c.kind].spec_key)
         last = c.kind
-    out.print(t)
+    wide = out if out.is_terminal else Console(highlight=False, width=160)  # piped: never crop
+    wide.print(t)
     plugins = sorted(s for s in reg.packages if s != "synthloop")
     out.print(f"{len(rows)} components; plugins: {', '.join(plugins) if plugins else 'none'}")
 
