@@ -4,10 +4,10 @@ registers, on the kit's toy table and on the ledger itself."""
 from __future__ import annotations
 
 import pytest
-
-from synthloop.testing import Fixture, check_plugin, plugin_checks
 from synthloop_ledger import register
 from synthloop_ledger.components import load_ledger
+
+from synthloop.testing import Fixture, check_plugin, plugin_checks
 
 LEDGER = Fixture.from_frame(load_ledger("transactions"), target="flagged", positive_class="yes")
 
