@@ -67,7 +67,7 @@ def review(state: LoopState, ctx: LoopContext) -> dict:
     if info.get("blocked"):  # refused whole already: there is nothing to decide
         return {}
     decision = ReviewDecision.model_validate(interrupt(pending_payload(state, ctx)))
-    record = {"iteration": k, **decision.model_dump(exclude_none=True)}
+    record = {"iteration": k, **decision.model_dump(exclude_defaults=True)}
     ctx.store.write_json(review_file(k), record)  # the same file on a replay
     batch = {**info, "review": record}
     if decision.action == "reject":
