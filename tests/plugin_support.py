@@ -48,12 +48,12 @@ def ensure_ledger_installed() -> None:
     site.addsitedir(sysconfig.get_paths()["purelib"])  # the editable install's .pth
     importlib.invalidate_caches()
     importlib.import_module("synthloop_ledger")
+    registry_mod.reset_default_registry()  # reload with the plugin on next use
 
 
 @pytest.fixture(scope="session")
 def ledger_plugin():
     ensure_ledger_installed()
-    registry_mod.reset_default_registry()  # load it with the plugin from now on
     return registry_mod.default_registry()
 
 

@@ -180,8 +180,8 @@ class TestNativeToolCalling:
 
 
 class TestInTheLoop:
-    def test_results_reach_the_rewrite_and_are_kept_with_the_prompt(self, spec_dict, tmp_path,
-                                                                    no_report):
+    @pytest.mark.usefixtures("no_report")
+    def test_results_reach_the_rewrite_and_are_kept_with_the_prompt(self, spec_dict, tmp_path):
         # Setup: tools on, the plan asks for the rows of the first region
         spec = make_spec(spec_dict, agent={"tools": ["sample_real_rows", "column_stats"]})
         model = scripted(with_plan(plan_reply([{"tool": "sample_real_rows",
@@ -203,7 +203,8 @@ class TestInTheLoop:
         assert summary["fallbacks"] == 0
         assert summary["usage_by_node"]["rewrite"]["calls"] == 2  # plan + rewrite
 
-    def test_native_calls_in_the_loop(self, spec_dict, tmp_path, no_report):
+    @pytest.mark.usefixtures("no_report")
+    def test_native_calls_in_the_loop(self, spec_dict, tmp_path):
         from tests.fakes import loop_script
 
         spec = make_spec(spec_dict, agent={"tools": "all"})

@@ -50,14 +50,16 @@ class TestBuiltins:
 
 
 class TestPluginLoading:
-    def test_a_plugin_adds_components_attributed_to_its_package(self, ledger_plugin):
-        by_name = {(c.kind, c.name): c.source for c in ledger_plugin.entries()}
+    @pytest.mark.usefixtures("ledger_plugin")
+    def test_a_plugin_adds_components_attributed_to_its_package(self):
+        reg = registry_mod.default_registry()
+        by_name = {(c.kind, c.name): c.source for c in reg.entries()}
 
         assert by_name[("noise", "ledger_rounding")] == "synthloop-ledger"
         assert by_name[("rule_function", "balanced")] == "synthloop-ledger"
         assert by_name[("agent_tool", "ledger_profile")] == "synthloop-ledger"
         assert by_name[("noise", "default")] == "synthloop"
-        assert ledger_plugin.packages["synthloop-ledger"] == "0.1.0"
+        assert reg.packages["synthloop-ledger"] == "0.1.0"
 
     @pytest.mark.parametrize("value, fragments", [
         ("no_such_module_xyz:register",
@@ -139,8 +141,8 @@ class TestSpecNamesComponents:
 
 
 class TestTheLoopUsesEveryKind:
-    def test_each_component_the_spec_names_is_the_one_used(self, monkeypatch, tmp_path,
-                                                           no_report):
+    @pytest.mark.usefixtures("no_report")
+    def test_each_component_the_spec_names_is_the_one_used(self, monkeypatch, tmp_path):
         # Setup: a plugin with one component of each kind, loaded through an entry point; a
         # spec that names every one of them
         registry_with(monkeypatch, entry_point("testplugin", TEST_PLUGIN))
@@ -182,8 +184,8 @@ class TestTheLoopUsesEveryKind:
 
 
 class TestPluginsListCommand:
-    def test_lists_builtins_and_the_example_plugin_by_kind_with_their_package(self,
-                                                                               ledger_plugin):
+    @pytest.mark.usefixtures("ledger_plugin")
+    def test_lists_builtins_and_the_example_plugin_by_kind_with_their_package(self):
         result = CliRunner().invoke(app, ["plugins", "list"])
 
         assert result.exit_code == 0, result.output
@@ -194,7 +196,8 @@ class TestPluginsListCommand:
                    for line in lines)
         assert "plugins: synthloop-ledger" in lines[-1]
 
-    def test_json_and_kind_filter(self, ledger_plugin):
+    @pytest.mark.usefixtures("ledger_plugin")
+    def test_json_and_kind_filter(self):
         result = CliRunner().invoke(app, ["plugins", "list", "--kind", "rule_function", "--json"])
 
         rows = json.loads(result.output)
@@ -208,7 +211,8 @@ class TestPluginsListCommand:
         assert result.exit_code == 2
         assert "Unknown kind 'widget'; kinds are: model, metric" in result.output
 
-    def test_check_runs_the_conformance_kit_on_a_package(self, ledger_plugin):
+    @pytest.mark.usefixtures("ledger_plugin")
+    def test_check_runs_the_conformance_kit_on_a_package(self):
         result = CliRunner().invoke(app, ["plugins", "check", "--package", "synthloop-ledger"])
 
         assert result.exit_code == 0, result.output
