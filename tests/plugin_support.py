@@ -57,12 +57,24 @@ def ledger_plugin():
     return registry_mod.default_registry()
 
 
+def fast_report(mp: pytest.MonkeyPatch) -> None:
+    """The report node writes summary.json but skips report.html and the holdout lift's
+    bootstrap CI (most of a small run's seconds); these tests are about the loop."""
+    import synthloop.evals.report as report
+    from synthloop.graphs import nodes
+
+    class NoCI:
+        @staticmethod
+        def compute(*args, **kwargs):
+            return {"ci_low": 0.0, "ci_high": 0.0}
+
+    mp.setattr(report, "write_report", lambda *a, **k: None)
+    mp.setattr(nodes, "HoldoutLift", NoCI)
+
+
 @pytest.fixture
 def no_report(monkeypatch):
-    """The report node writes summary.json but skips report.html (seconds per run)."""
-    import synthloop.evals.report as report
-
-    monkeypatch.setattr(report, "write_report", lambda *a, **k: None)
+    fast_report(monkeypatch)
 
 
 # -- a plugin with one component of every kind -------------------------------------------------

@@ -11,7 +11,13 @@ import yaml
 
 from synthloop.spec import load_spec
 from tests.fakes import scripted
-from tests.plugin_support import LEDGER_DIR, ensure_ledger_installed, plan_reply, with_plan
+from tests.plugin_support import (
+    LEDGER_DIR,
+    ensure_ledger_installed,
+    fast_report,
+    plan_reply,
+    with_plan,
+)
 from tests.support import run
 
 PLAN = [{"tool": "ledger_profile", "args": {"account": "suspense"}},
@@ -30,9 +36,7 @@ def ledger_run(tmp_path_factory):
     model = scripted(with_plan(plan_reply(PLAN)))
     runs = tmp_path_factory.mktemp("ledger")
     with pytest.MonkeyPatch.context() as mp:
-        import synthloop.evals.report as report
-
-        mp.setattr(report, "write_report", lambda *a, **k: None)
+        fast_report(mp)
         summary = run(spec, runs, model, run_id="ledger")
     return summary, runs / "ledger", model
 
@@ -94,9 +98,7 @@ class TestLedgerPluginDrivesALoop:
             "generator.columns_per_row": None})
         model = scripted(with_plan(plan_reply(PLAN)))
         with pytest.MonkeyPatch.context() as mp:
-            import synthloop.evals.report as report
-
-            mp.setattr(report, "write_report", lambda *a, **k: None)
+            fast_report(mp)
             summary = run(spec, tmp_path, model)
 
         assert summary["iterations"][0]["checks"]["rule: balanced(debit, credit)"] == 8

@@ -19,7 +19,7 @@ from synthloop.graphs import loop
 from synthloop.review import candidate_rows, export_rows, pending_review, review_run
 from synthloop.runner import resume_run, run_loop
 from tests.fakes import scripted
-from tests.plugin_support import no_report  # noqa: F401  (fixture)
+from tests.plugin_support import fast_report, no_report  # noqa: F401  (fixture)
 from tests.support import FEATURES, base_spec, make_spec
 
 COLS = [c.replace(" ", "_") for c in FEATURES] + ["diagnosis"]
@@ -54,9 +54,7 @@ def _spec(home: Path, **sections):
 def _run_counted(fn):
     counts: Counter = Counter()
     with pytest.MonkeyPatch.context() as mp:
-        import synthloop.evals.report as report
-
-        mp.setattr(report, "write_report", lambda *a, **k: None)
+        fast_report(mp)
         nodes, review = counting(counts)
         mp.setattr(loop, "NODES", nodes)
         mp.setattr(loop, "review_node", review)
@@ -186,9 +184,7 @@ class TestEdit:
         runs = home / "edited"
         with pytest.raises(ReviewPending) as info:
             with pytest.MonkeyPatch.context() as mp:
-                import synthloop.evals.report as report
-
-                mp.setattr(report, "write_report", lambda *a, **k: None)
+                fast_report(mp)
                 run_loop(make_spec(base_spec(home / "cancer.csv", blend=LOOSE, review=GATE),
                                    budget={"max_iterations": 1}),
                          runs, chat_model=model, run_id="e", cache_dir=None)
@@ -266,11 +262,10 @@ class TestEdit:
 class TestCommandLine:
     def test_run_pauses_cleanly_then_review_shows_exports_and_approves(self, home, tmp_path,
                                                                       monkeypatch):
-        import synthloop.evals.report as report
         import synthloop.runner as runner_mod
 
         monkeypatch.setattr(runner_mod, "make_chat_model", lambda *a, **k: scripted())
-        monkeypatch.setattr(report, "write_report", lambda *a, **k: None)
+        fast_report(monkeypatch)
         spec = tmp_path / "spec.yaml"
         data = base_spec(home / "cancer.csv", review=GATE, blend=LOOSE)
         data["budget"]["max_iterations"] = 1
@@ -304,6 +299,7 @@ class TestCommandLine:
         summary = json.loads((runs / "c/summary.json").read_text())
         assert summary["iterations"][0]["review"]["action"] == "approve"
 
+    @pytest.mark.usefixtures("no_report")
     def test_resuming_a_paused_run_pauses_again_without_calls(self, home, tmp_path):
         model = scripted()
         spec = make_spec(base_spec(home / "cancer.csv", review=GATE), budget={"max_iterations": 1})
