@@ -134,6 +134,9 @@ def _cell(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+DONE = {"approve": "approved", "reject": "rejected", "edit": "edited"}
+
+
 def review(
     run_id: str = typer.Argument(..., help="The paused run."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where run folders are."),
@@ -187,12 +190,12 @@ def review(
         summary = review_run(run_id, runs_dir, action=chosen[0], reason=reason, edit=edit,
                              reviewer=reviewer, chat_model=chat_model, on_update=Progress(False))
     except ReviewPending as exc:
-        out.print(f"{chosen[0]}d: iteration {pending['iteration']}'s batch")
+        out.print(f"{DONE[chosen[0]]}: iteration {pending['iteration']}'s batch")
         print_pending(exc, runs_dir)
         return
     except SynthloopError as exc:
         _fail(str(exc))
-    out.print(f"{chosen[0]}d: iteration {pending['iteration']}'s batch")
+    out.print(f"{DONE[chosen[0]]}: iteration {pending['iteration']}'s batch")
     print_summary(summary)
 
 

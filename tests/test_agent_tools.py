@@ -220,3 +220,27 @@ class TestInTheLoop:
 
     def test_tools_are_off_by_default(self, spec_dict):
         assert make_spec(spec_dict).agent.tools == []
+
+
+@pytest.mark.embedded
+class TestEmbeddedPlan:
+    def test_the_embedded_model_writes_a_plan_the_grammar_holds_to(self, tool_ctx):
+        # Setup: the real SmolLM2 (no native tool calling), every built-in tool
+        from synthloop.llm import make_chat_model
+
+        client = LLMClient(model=make_chat_model("embedded", seed=3))
+        tools = list(tools_of(tool_ctx).values())
+
+        # Run
+        records, events = consult_tools(client, tools, tool_ctx.regions, tool_ctx.schema,
+                                        mode="auto", max_calls=2, iteration=1, seed=11)
+
+        # Assert: the plan parsed (no fallback), 1-2 calls of real tools, each with a result
+        # or a recorded error
+        assert not supports_native_tools(client.model)
+        assert [e for e in events if e["kind"] == "fallback"] == []
+        assert 1 <= len(records) <= 2
+        for r in records:
+            assert r["via"] == "plan" and r["tool"] in {t.name for t in tools}
+            assert ("result" in r) != ("error" in r)
+        assert client.take_usage("rewrite")["calls"] == 1
