@@ -82,7 +82,7 @@ def check_cmd(
         try:
             passed = check_component(c.kind, c.name, c.obj)
             out.print(f"[green]ok[/]   {c.kind:<14} {c.name:<22} {escape(c.source)} "
-                      f"({len(passed)} checks)")
+                      f"({len(passed)} check{'' if len(passed) == 1 else 's'})")
         except SynthloopError as exc:
             failed += 1
             out.print(f"[red]FAIL[/] {c.kind:<14} {c.name:<22} {escape(c.source)}: {escape(str(exc))}")
