@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Literal
 
 from langgraph.types import interrupt
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from synthloop.graphs.context import LoopContext
 from synthloop.graphs.state import LoopState
@@ -30,6 +30,13 @@ class ReviewDecision(BaseModel):
     reviewer: str | None = None
     candidate: str | None = Field(None, description="edit: the reviewed rows' file in the run")
     edits: dict = Field(default_factory=dict, description="edit: rows changed, added, removed")
+
+    @model_validator(mode="after")
+    def _edit_names_its_rows(self) -> ReviewDecision:
+        if (self.action == "edit") != (self.candidate is not None):
+            raise ValueError("an edit decision names the reviewed rows' file (candidate), and "
+                             "only an edit does; use synthloop.review.review_run")
+        return self
 
 
 def review_file(iteration: int) -> str:
