@@ -311,3 +311,23 @@ class TestCommandLine:
             resume_run("p", tmp_path, chat_model=model, cache_dir=None)
 
         assert info.value.pending["iteration"] == 1 and len(model.calls) == calls
+
+
+class TestNothingToReview:
+    @pytest.mark.usefixtures("no_report")
+    def test_a_batch_refused_whole_goes_straight_on(self, home, tmp_path):
+        # Setup: every generated number far out of range, repair off: the batch is blocked
+        from tests.fakes import loop_script, out_of_range_reply
+
+        spec = make_spec(base_spec(home / "cancer.csv", review=GATE,
+                                   generator={"repair_out_of_range": False}),
+                         budget={"max_iterations": 1})
+
+        # Run: no pause
+        summary = run_loop(spec, tmp_path, chat_model=scripted(loop_script(out_of_range_reply)),
+                           run_id="b", cache_dir=None)
+
+        (record,) = summary["iterations"]
+        assert record["reason"].startswith("violation rate 1.00 over")
+        assert record["review"] is None
+        assert not (tmp_path / "b/reviews").exists()
