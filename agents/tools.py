@@ -162,10 +162,44 @@ def check_rule(ctx: ToolContext) -> BaseTool:
         run, name="check_rule", args_schema=Args,
         description="How many training rows of each class satisfy an expression over the "
                     "columns (test a guess about a region before writing the instruction).")
+    meta: dict[str, Any] = {}
     first = next((r.rule for r in ctx.regions if r.conditions), None)
     if first:
-        tool.metadata = {"example_args": {"expression": first}}
+        meta["example_args"] = {"expression": first}
+    pattern = _expression_pattern(ctx.schema)
+    if pattern:  # a plan's grammar: one or two comparisons on real columns, nothing else
+        meta["plan_args_schema"] = {
+            "type": "object", "required": ["expression"],
+            "properties": {"expression": {"type": "string", "pattern": pattern}}}
+    tool.metadata = meta or None
     return tool
+
+
+def _expression_pattern(schema: TableSchema) -> str | None:
+    """A regex (the subset llama.cpp grammars take) of 'col > 1.5' or "col == 'a'" conditions,
+    one or two joined by 'and', over the columns whose names need no quoting."""
+    def alt(items):
+        return "(" + "|".join(items) + ")"
+
+    def esc(text):
+        return "".join("\\" + ch if ch in ".^$*+?()[]{}|\\" else ch for ch in text)
+
+    nums = [c.name for c in schema.columns if c.type in ("float", "int") and c.name.isidentifier()]
+    cats = [c for c in schema.columns if c.type in ("category", "bool") and c.name.isidentifier()
+            and (c.type == "bool" or (c.categories and len(c.categories) <= 12 and all(
+                str(v).replace(" ", "").replace("-", "").replace("_", "").isalnum()
+                for v in c.categories)))]
+    conds = []
+    if nums:
+        conds.append(f"{alt(nums)} (>|<=) -?[0-9]{{1,7}}(\\.[0-9]{{1,4}})?")
+    for c in cats:
+        values = alt(["True", "False"]) if c.type == "bool" else \
+            "'" + alt([esc(str(v)) for v in c.categories]) + "'"
+        conds.append(f"{c.name} == {values}")
+    if not conds:
+        return None
+    cond = alt(conds)
+    return f"^{cond}( and {cond})?$"
 
 
 BUILTIN_TOOLS = {"sample_real_rows": sample_real_rows, "column_stats": column_stats,
@@ -259,12 +293,18 @@ class ToolPlan(BaseModel):
     calls: list[PlannedCall]
 
 
+def plan_args_schema(tool: BaseTool) -> dict:
+    """The arguments' schema for a plan's grammar: the tool's, or the narrower one it gives in
+    ``metadata["plan_args_schema"]`` (a small model writes valid calls only)."""
+    return (tool.metadata or {}).get("plan_args_schema") or args_schema(tool)
+
+
 def plan_json_schema(tools: list[BaseTool], max_calls: int) -> dict:
     """ToolPlan's schema with each call tied to one tool's argument schema (a grammar for
     models that take one)."""
     items = {"anyOf": [{"type": "object",
                         "properties": {"tool": {"type": "string", "enum": [t.name]},
-                                       "args": args_schema(t)},
+                                       "args": plan_args_schema(t)},
                         "required": ["tool", "args"]} for t in tools]}
     return {"type": "object",
             "properties": {"calls": {"type": "array", "items": items, "minItems": 1,
