@@ -119,7 +119,7 @@ def _show_pending(pending: dict, rows, schema_cols: list[str], n: int) -> None:
     t = Table(title=f"first {min(n, len(rows))} of {len(rows)} rows", title_justify="left")
     cols = ["_sl_row_id", *schema_cols]
     for c in cols:
-        t.add_column(escape(c), overflow="fold")
+        t.add_column(escape(c), overflow="fold", no_wrap=c == "_sl_row_id")
     for _, r in rows.head(n).iterrows():
         t.add_row(*[escape(_cell(r[c])) for c in cols])
     out.print(t)
@@ -130,7 +130,7 @@ def _show_pending(pending: dict, rows, schema_cols: list[str], n: int) -> None:
 
 def _cell(v: Any) -> str:
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return "" if v != v else f"{v:.6g}"
     return "" if v is None else str(v)
 
 
