@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -295,3 +297,40 @@ def _parse_rows(raw: str, columns: list[str]) -> list[dict]:
         elif isinstance(r, dict):
             out.append({c: r.get(c) for c in columns})
     return out
+
+
+@dataclass
+class GenerationRequest:
+    """What a generator gets for one iteration: the LLM client, the prompt version, the regions
+    to write rows for, the training split (never validation or holdout rows), the schema, the
+    spec's rules, how many rows, the spec's ``generator`` section, the columns ranked by how
+    much they tell the classes apart, and the ids that go into provenance."""
+
+    client: LLMClient | None
+    prompt: PromptVersion
+    regions: list[Region]
+    train: pd.DataFrame
+    schema: TableSchema
+    rules: list[str]
+    n_rows: int
+    settings: Any  # synthloop.spec.GeneratorSpec
+    ranked_columns: list[str]
+    run_id: str
+    iteration: int
+    seed: int
+
+
+class LLMRowGenerator:
+    """The LLM writes rows for each region from real exemplars of it; code enforces the label,
+    the types and the region."""
+
+    def generate(self, request: GenerationRequest) -> tuple[pd.DataFrame, dict]:
+        g = request.settings
+        return generate_batch(
+            request.client, request.prompt, request.regions, request.train, request.schema,
+            request.rules, n_rows=request.n_rows, rows_per_call=g.rows_per_call,
+            few_shot=g.few_shot, temperature=g.temperature, max_tokens=g.max_tokens_per_call,
+            columns_per_row=g.columns_per_row, ranked_columns=request.ranked_columns,
+            run_id=request.run_id, iteration=request.iteration, seed=request.seed,
+            contrast_share=g.contrast_share, repair=g.repair_out_of_range,
+        )

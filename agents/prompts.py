@@ -27,6 +27,9 @@ class PromptVersion(BaseModel):
     author: str = "initial"  # initial | llm | fallback
     iteration: int = 0
     sha256: str = ""
+    # what the rewrite agent looked at: each tool call with its args, how it was called
+    # (native or plan) and its result or error
+    tool_calls: list[dict] = Field(default_factory=list)
 
     def with_hash(self) -> PromptVersion:
         payload = json.dumps(

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from synthloop.agents.prompts import INITIAL_INSTRUCTION, PromptVersion
+from synthloop.agents.tools import tool_results_text
 from synthloop.errors import LLMError
 from synthloop.llm import LLMClient, chat
 from synthloop.tools.error_analysis import Region
@@ -50,7 +51,8 @@ def reply_json_schema(regions: Sequence[Any]) -> dict:
 
 
 def rewrite_request(current: PromptVersion, regions: Sequence[Any], history: list[dict],
-                    heading: str = "Regions where the model is wrong:") -> str:
+                    heading: str = "Regions where the model is wrong:",
+                    tool_calls: list[dict] | None = None) -> str:
     lines = ["Current instruction:", current.text, "", heading]
     lines += [f"- {r.describe()}" for r in regions]
     if history:
@@ -62,6 +64,7 @@ def rewrite_request(current: PromptVersion, regions: Sequence[Any], history: lis
                 f"{h.get('rows_accepted', 0)} rows {verdict}, validation "
                 f"{h.get('validation_metric')}"
             )
+    lines += tool_results_text(tool_calls or [])
     lines += ["", "Write the improved instruction and list the region ids to focus on."]
     return "\n".join(lines)
 
@@ -130,17 +133,20 @@ def rewrite_prompt(
     seed: int,
     max_tokens: int = 320,
     task: RewriteTask = TABULAR,
+    tool_calls: list[dict] | None = None,
 ) -> tuple[PromptVersion, dict | None]:
     """The next prompt version and, when the fallback was used, an event saying why.
 
     ``regions`` are the targets (``Region`` for tables; anything with ``id``, ``label``,
-    ``describe()`` and ``model_dump_json()`` with a matching ``task``)."""
+    ``describe()`` and ``model_dump_json()`` with a matching ``task``). ``tool_calls`` (what
+    the agent's tools returned) go into the request and the version."""
     event = None
     reply = None
     if client is not None:
         try:
             reply = client.structured(
-                chat(task.system, rewrite_request(current, regions, history, task.heading)),
+                chat(task.system, rewrite_request(current, regions, history, task.heading,
+                                                  tool_calls)),
                 RewriteReply, json_schema=reply_json_schema(regions),
                 node="rewrite", temperature=temperature, max_tokens=max_tokens, seed=seed,
             )
@@ -164,6 +170,6 @@ def rewrite_prompt(
         id=current.id, version=current.version + 1, parent=current.version,
         model=client.model_id if client is not None else "none", temperature=temperature,
         text=text, focus_regions=[json.loads(r.model_dump_json()) for r in focus],
-        author=author, iteration=iteration,
+        author=author, iteration=iteration, tool_calls=list(tool_calls or []),
     ).with_hash()
     return version, event

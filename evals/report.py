@@ -31,7 +31,7 @@ import pandas as pd
 from synthloop.data import TableSchema
 from synthloop.errors import RunStoreError, SynthloopError
 from synthloop.evals.calibration import ConstraintViolationRate, ExpectedCalibrationError
-from synthloop.evals.classification import PRIMARY_METRICS, predict_labels
+from synthloop.evals.classification import predict_labels
 from synthloop.evals.coverage import ManifoldPrecision, ManifoldRecall
 from synthloop.evals.diversity import MeanPairwiseCosine
 from synthloop.evals.fidelity import (
@@ -46,6 +46,7 @@ from synthloop.spec import load_spec
 from synthloop.store import SPEC_FILE, SUMMARY_FILE, RunStore
 from synthloop.tools.constraints import evaluate_region, parse_rule
 from synthloop.tools.error_analysis import Region, analysis_threshold
+from synthloop.tools.registry import default_registry
 from synthloop.tools.validation import FeatureSpace
 
 log = logging.getLogger(__name__)
@@ -175,7 +176,7 @@ def _regions(store: RunStore, schema: TableSchema, spec, val: pd.DataFrame, base
         out["note"] = f"no {FIRST_ANALYSIS} in the run folder"
         return out
     regions = [Region.model_validate(r) for r in store.read_json(FIRST_ANALYSIS)["regions"]]
-    metric = PRIMARY_METRICS[spec.metric.name]
+    metric = default_registry().get("metric", spec.metric.name)  # built-in or a plugin's
     y = val[schema.target].astype(str).to_numpy()
     y_pos = y == schema.positive_class
     pos = schema.classes.index(schema.positive_class)

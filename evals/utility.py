@@ -22,10 +22,15 @@ from synthloop.evals.classification import PRIMARY_METRICS, ClassificationMetric
 
 
 def _metric(owner: str, name: str) -> type[ClassificationMetric]:
-    if name not in PRIMARY_METRICS:
+    if name in PRIMARY_METRICS:
+        return PRIMARY_METRICS[name]
+    from synthloop.tools.registry import default_registry  # a metric a plugin registered
+
+    reg = default_registry()
+    if not reg.has("metric", name):
         raise SpecError(f"The 'metric' parameter of {owner} must be one of "
-                        f"{set(PRIMARY_METRICS)}. Got {name!r} instead.")
-    return PRIMARY_METRICS[name]
+                        f"{set(reg.names('metric'))}. Got {name!r} instead.")
+    return reg.get("metric", name)
 
 
 class HoldoutLift(Metric):

@@ -38,6 +38,12 @@ class LoopContext:
     registry: Any = None
     _frames: dict[str, pd.DataFrame] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.registry is None:  # the installed components (built-ins and plugins)
+            from synthloop.tools.registry import default_registry
+
+            self.registry = default_registry()
+
     @cached_property
     def schema(self) -> TableSchema:
         return TableSchema.model_validate(self.store.read_json(SCHEMA))

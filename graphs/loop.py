@@ -7,6 +7,9 @@
 A text spec (``data.text_column``) runs the same graph with the text loop's nodes
 (``synthloop.graphs.text_nodes``) in place of prepare, analyse, rewrite, generate, validate,
 curate and accept.
+
+With ``review: {mode: batch}`` a ``review`` node sits between blend and accept: it pauses the
+graph (LangGraph ``interrupt``) until a person decides (``synthloop review RUN_ID``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from langgraph.graph import END, START, StateGraph
 
 from synthloop.graphs import nodes
 from synthloop.graphs.context import LoopContext
+from synthloop.graphs.review import review as review_node
 from synthloop.graphs.state import LoopState
 
 log = logging.getLogger(__name__)
@@ -77,11 +81,15 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver | None = Non
     g = StateGraph(LoopState)
     for name, fn in nodes_for(ctx):
         g.add_node(name, _timed(name, fn, ctx))
+    gated = ctx.spec.review.mode == "batch"  # the human review gate
+    if gated:
+        g.add_node("review", _timed("review", review_node, ctx))
+        g.add_edge("review", "accept")
     g.add_edge(START, "prepare")
     for a, b in [("prepare", "train"), ("train", "evaluate"), ("evaluate", "analyse"),
                  ("analyse", "decide"), ("rewrite", "generate"), ("generate", "validate"),
-                 ("validate", "curate"), ("curate", "blend"), ("blend", "accept"),
-                 ("accept", "analyse")]:
+                 ("validate", "curate"), ("curate", "blend"),
+                 ("blend", "review" if gated else "accept"), ("accept", "analyse")]:
         g.add_edge(a, b)
     g.add_conditional_edges("decide", nodes.route_after_decide,
                             {"report": "report", "rewrite": "rewrite"})
@@ -90,14 +98,16 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver | None = Non
 
 
 def recursion_limit(max_iterations: int) -> int:
-    return NODES_PER_ITERATION * (max_iterations + 1) + 16
+    return (NODES_PER_ITERATION + 1) * (max_iterations + 1) + 16  # +1: the review node
 
 
 
 
-def stream_loop(graph, run_id: str, max_iterations: int, *, resume: bool) -> Iterator[dict[str, Any]]:
-    """Run (or resume) the graph, yielding ``{node: update}`` after each node."""
+def stream_loop(graph, run_id: str, max_iterations: int, *, resume: bool,
+                command: Any = None) -> Iterator[dict[str, Any]]:
+    """Run (or resume) the graph, yielding ``{node: update}`` after each node. ``command``
+    (a LangGraph ``Command(resume=...)``) answers a pending interrupt, e.g. a review."""
     config = {"configurable": {"thread_id": run_id},
               "recursion_limit": recursion_limit(max_iterations)}
-    inputs = None if resume else {"run_id": run_id}
+    inputs = command if command is not None else (None if resume else {"run_id": run_id})
     yield from graph.stream(inputs, config=config, stream_mode="updates")

@@ -12,12 +12,19 @@ import numpy as np
 import pandas as pd
 from sklearn.feature_selection import mutual_info_classif
 
-from synthloop.agents.generator import generate_batch
 from synthloop.agents.prompts import INITIAL_INSTRUCTION, PromptVersion
 from synthloop.agents.rewriter import TABULAR, RewriteTask, rewrite_prompt
 from synthloop.data import conform, infer_schema, load_table, sample_rows, split_real
-from synthloop.evals.classification import PRIMARY_METRICS, score_all
+from synthloop.evals.classification import score_all
 from synthloop.evals.utility import HoldoutLift, difference_standard_error
+from synthloop.graphs.components import (
+    agent_tool_calls,
+    analyse_errors,
+    apply_noise,
+    extra_validators,
+    generate_rows,
+    loop_metric,
+)
 from synthloop.graphs.context import (
     HOLDOUT,
     LEAKAGE,
@@ -37,8 +44,7 @@ from synthloop.tools.curation import (
     region_confidence_floors,
     training_frame,
 )
-from synthloop.tools.error_analysis import Region, analysis_threshold, find_regions
-from synthloop.tools.noise import inject_noise
+from synthloop.tools.error_analysis import Region, analysis_threshold
 from synthloop.tools.training import TabularModel, make_estimator, out_of_fold_proba
 from synthloop.tools.validation import FeatureSpace, LeakageIndex, validate_batch
 
@@ -48,7 +54,7 @@ log = logging.getLogger(__name__)
 # -- helpers ------------------------------------------------------------------------------
 def primary_metric(ctx: LoopContext, y, proba) -> float:
     m = ctx.spec.metric
-    return round(PRIMARY_METRICS[m.name].compute(
+    return round(loop_metric(ctx).compute(
         y, proba, ctx.schema.classes, ctx.schema.positive_class, threshold=m.threshold,
         precision=m.precision), 6)
 
@@ -105,7 +111,7 @@ def batch_path(iteration: int, stage: str) -> str:
 # -- nodes --------------------------------------------------------------------------------
 def prepare(state: LoopState, ctx: LoopContext) -> dict:
     spec = ctx.spec
-    df = sample_rows(load_table(spec.resolved_source()), spec)
+    df = sample_rows(load_table(spec.resolved_source(), ctx.registry), spec)
     schema = infer_schema(df, spec)
     for rule in spec.rules:
         check_columns(parse_rule(rule), schema.feature_names())
@@ -173,12 +179,8 @@ def analyse(state: LoopState, ctx: LoopContext) -> dict:
     pos = schema.classes.index(schema.positive_class)
     y_pos = rows[schema.target].astype(str).to_numpy() == schema.positive_class
     thr = analysis_threshold(proba[:, pos], y_pos, spec.metric.threshold,
-                             PRIMARY_METRICS[spec.metric.name].needs_threshold)
-    regions, summary = find_regions(
-        rows, proba, schema, threshold=thr, margin=spec.analysis.low_confidence_margin,
-        max_regions=spec.analysis.max_regions, max_depth=spec.analysis.max_depth,
-        min_support=spec.analysis.min_support, seed=spec.seed,
-    )
+                             getattr(loop_metric(ctx), "needs_threshold", False))
+    regions, summary = analyse_errors(ctx, rows, proba, thr)
     floors = confidence_floors(tr[schema.target].astype(str).to_numpy(), oof, schema.classes,
                                spec.curation.confidence_percentile)
     region_floors = (region_confidence_floors(tr, oof, schema, [r.rule for r in regions],
@@ -202,7 +204,7 @@ def decide(state: LoopState, ctx: LoopContext) -> dict:
     reason = None
     if m.target is not None and state["best_validation"] >= m.target:
         reason = "target_reached"
-    elif state["best_validation"] >= PRIMARY_METRICS[m.name].max_value - 1e-12:
+    elif state["best_validation"] >= loop_metric(ctx).max_value - 1e-12:
         reason = "no_errors"  # a perfect validation score leaves nothing to target
     elif state.get("iteration", 0) >= b.max_iterations:
         reason = "max_iterations"
@@ -230,18 +232,21 @@ def rewrite_targets(state: LoopState, ctx: LoopContext, targets: list, task: Rew
     """The rewrite node's update for ``targets`` (regions, or the text loop's clusters)."""
     k = state.get("iteration", 0) + 1
     current = PromptVersion.model_validate(state["prompt"])
+    # the agent's tools look at table regions; the text loop's clusters have none to call
+    tool_calls, tool_events = (agent_tool_calls(ctx, targets, k) if task is TABULAR
+                               else ([], []))
     new, event = rewrite_prompt(
         ctx.client if ctx.spec.analysis.feedback else None, current, targets,
         state.get("iterations", []), iteration=k,
         temperature=ctx.spec.generator.temperature,
-        seed=ctx.spec.seed * 1000 + k, task=task,
+        seed=ctx.spec.seed * 1000 + k, task=task, tool_calls=tool_calls,
     )
     ctx.store.write_yaml(new.filename, new.model_dump())
     usage = ctx.client.take_usage("rewrite") if ctx.client else {}
     return {
         "iteration": k,
         "prompt": new.model_dump(),
-        "events": [event] if event else [],
+        "events": tool_events + ([event] if event else []),
         "usage": [{"node": "rewrite", "iteration": k, **usage}],
         "tokens_used": state.get("tokens_used", 0) + usage.get("tokens", 0),
         "batch": {},
@@ -249,20 +254,14 @@ def rewrite_targets(state: LoopState, ctx: LoopContext, targets: list, task: Rew
 
 
 def generate(state: LoopState, ctx: LoopContext) -> dict:
-    k, g = state["iteration"], ctx.spec.generator
+    k = state["iteration"]
     prompt = PromptVersion.model_validate(state["prompt"])
     regions = [Region.model_validate(r) for r in prompt.focus_regions] or \
         [Region.model_validate(r) for r in state["regions"]]
-    batch, stats = generate_batch(
-        ctx.client, prompt, regions, ctx.frame(TRAIN), ctx.schema, ctx.spec.rules,
-        n_rows=ctx.spec.budget.rows_per_iteration, rows_per_call=g.rows_per_call,
-        few_shot=g.few_shot, temperature=g.temperature, max_tokens=g.max_tokens_per_call,
-        columns_per_row=g.columns_per_row, ranked_columns=state["ranked_columns"],
-        run_id=state["run_id"], iteration=k, seed=ctx.spec.seed,
-        contrast_share=g.contrast_share, repair=g.repair_out_of_range,
-    )
+    batch, stats = generate_rows(ctx, prompt, regions, state["ranked_columns"],
+                                 state["run_id"], k)  # generator.kind
     path = ctx.store.write_frame(batch_path(k, "generated"), batch)
-    usage = ctx.client.take_usage("generate")
+    usage = ctx.client.take_usage("generate") if ctx.client else {}
     events = []
     if stats["llm_failures"]:
         events.append({"kind": "llm_failure", "node": "generate", "iteration": k,
@@ -284,7 +283,7 @@ def validate(state: LoopState, ctx: LoopContext) -> dict:
     previous = ctx.synthetic(state.get("synthetic_batches", []))
     valid, rejected, counts = validate_batch(
         batch, ctx.schema, ctx.spec.rules, leakage, previous,
-        ctx.spec.curation.near_duplicate_distance, space,
+        ctx.spec.curation.near_duplicate_distance, space, extra=extra_validators(ctx),
     )
     over = counts.get("violation_rate", 0) > ctx.spec.curation.max_violation_rate
     info = {
@@ -345,9 +344,8 @@ def blend(state: LoopState, ctx: LoopContext) -> dict:
         n_synthetic_before=0 if syn is None else len(syn), synthetic_counts=syn_counts,
         max_share=ctx.spec.budget.max_synthetic_share, balance=ctx.spec.blend.balance,
     )
-    noise = ctx.spec.generator.noise
-    cand, noise_counts = inject_noise(cur.loc[keep].reset_index(drop=True), schema,
-                                      noise.typo_rate, noise.missing_rate, ctx.spec.seed + k)
+    cand, noise_counts = apply_noise(ctx, cur.loc[keep].reset_index(drop=True),
+                                     ctx.spec.seed + k)  # generator.noise.kind
     cand["_sl_weight"] = ctx.spec.blend.synthetic_weight
     info["candidate"] = ctx.store.write_frame(batch_path(k, "candidate"), cand)
     info["checks"] = {**info["checks"], "over_cap": int((~keep).sum()), **noise_counts}
@@ -408,6 +406,7 @@ def accept(state: LoopState, ctx: LoopContext) -> dict:
         "llm_failures": stats.get("llm_failures", 0),
         "cells_repaired": stats.get("cells_repaired", 0),
         "checks": checks,
+        "review": info.get("review"),  # review.mode: batch
         "tokens": tokens,
         "seconds": round(seconds, 2),
     }

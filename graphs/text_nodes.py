@@ -109,7 +109,7 @@ def text_schema(df: pd.DataFrame, spec: LoopSpec) -> tuple[TableSchema, pd.DataF
 
 def prepare(state: LoopState, ctx: LoopContext) -> dict:
     spec = ctx.spec
-    df = sample_rows(load_table(spec.resolved_source()), spec)
+    df = sample_rows(load_table(spec.resolved_source(), ctx.registry), spec)
     schema, df, events = text_schema(df, spec)
     col, target = schema.text_column, schema.target
     train, val, holdout = split_real(df, spec, schema)

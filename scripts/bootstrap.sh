@@ -37,4 +37,9 @@ fi
 
 echo "[setup] installing synthloop[$EXTRAS]"
 pip_install -e ".[$EXTRAS]"
+# the example plugin (examples/plugins/ledger): the tests list it and run a loop with it
+if ! "$VPY" -c "import synthloop_ledger" 2>/dev/null; then
+  echo "[setup] installing the example plugin synthloop-ledger"
+  pip_install --no-deps --no-build-isolation -e examples/plugins/ledger
+fi
 echo "[setup] done: .venv is ready"

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from synthloop.errors import SynthloopError
+from synthloop.errors import ReviewPending, SynthloopError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="synthloop: improve a model by generating the training data it is missing.")
@@ -151,6 +151,9 @@ def run(
         summary = run_loop(s, runs_dir, run_id=run_id, on_update=progress)
         if mlflow:
             _log_mlflow(runs_dir / run_id)
+    except ReviewPending as exc:  # review: {mode: batch} paused the run; not a failure
+        print_pending(exc, runs_dir)
+        return
     except SynthloopError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -174,6 +177,9 @@ def resume(
         summary = resume_run(run_id, runs_dir, on_update=progress)
         if mlflow:
             _log_mlflow(runs_dir / run_id)
+    except ReviewPending as exc:
+        print_pending(exc, runs_dir)
+        return
     except SynthloopError as exc:
         _fail(str(exc))
     progress.finished(summary)
@@ -308,6 +314,11 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
 from synthloop.cli_runs import _log_mlflow, register, require_mlflow_if  # noqa: E402
 
 register(app)
+
+# the plugin and review commands (plugins list/check, review)
+from synthloop.cli_plugins import print_pending, register_plugin_commands  # noqa: E402
+
+register_plugin_commands(app)
 
 
 def main() -> None:

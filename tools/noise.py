@@ -46,3 +46,28 @@ def inject_noise(df: pd.DataFrame, schema: TableSchema, typo_rate: float, missin
             out.loc[hit, c.name] = None
             counts["missing"] += int(hit.sum())
     return out, counts
+
+
+class TypoMissingNoise:
+    """Typos in free-text cells and blanks in nullable cells (generator.noise.typo_rate and
+    missing_rate)."""
+
+    def __init__(self, typo_rate: float = 0.0, missing_rate: float = 0.0):
+        self.typo_rate = typo_rate
+        self.missing_rate = missing_rate
+
+    def apply(self, df: pd.DataFrame, schema: TableSchema, seed: int
+              ) -> tuple[pd.DataFrame, dict[str, int]]:
+        return inject_noise(df, schema, self.typo_rate, self.missing_rate, seed)
+
+
+def make_noise(spec, registry):
+    """The noise model the spec names (``generator.noise``), built with its parameters; the
+    built-in ``default`` takes typo_rate and missing_rate from the spec's own keys."""
+    cls = registry.get("noise", spec.kind)
+    params = dict(spec.params)
+    if spec.kind == "default":
+        params = {"typo_rate": spec.typo_rate, "missing_rate": spec.missing_rate, **params}
+    from synthloop.tools.registry import build
+
+    return build("noise", spec.kind, cls, params)

@@ -37,9 +37,9 @@ def lightgbm_factory(seed: int, **params):
     return LGBMClassifier(**defaults)
 
 
-def _sk(path: str, **fixed):
+def _sk(path: str, known: list[str] | None = None, **fixed):
     def factory(seed: int, **params):
-        cls = _import(path)
+        cls = _import(path, known)
         kw = dict(fixed)
         if "random_state" in cls().get_params():
             kw["random_state"] = seed
@@ -56,11 +56,11 @@ BUILTIN_MODELS = {
 }
 
 
-def _import(path: str):
+def _import(path: str, known: list[str] | None = None):
     module, _, name = path.rpartition(".")
     if not module:
         raise SpecError(
-            f"model.kind {path!r} is neither a known model ({', '.join(BUILTIN_MODELS)}) nor an "
+            f"model.kind {path!r} is neither a known model ({', '.join(known or BUILTIN_MODELS)}) nor an "
             "import path like 'sklearn.ensemble.ExtraTreesClassifier'."
         )
     try:
@@ -70,10 +70,10 @@ def _import(path: str):
 
 
 def make_estimator(spec: ModelSpec, seed: int, registry=None):
-    models = dict(BUILTIN_MODELS)
-    if registry is not None:
-        models.update(registry.components("model"))
-    factory = models.get(spec.kind) or _sk(spec.kind)
+    """An unfitted classifier: a registered model (built-in or from a plugin) by name, or a
+    scikit-learn-style class by import path."""
+    models = registry.components("model") if registry is not None else dict(BUILTIN_MODELS)
+    factory = models.get(spec.kind) or _sk(spec.kind, known=sorted(models))
     try:
         est = factory(seed, **spec.params)
     except TypeError as exc:

@@ -6,6 +6,8 @@ rule or region checks over rows generated) decides whether the batch is rejected
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 from sklearn.neighbors import NearestNeighbors
@@ -89,6 +91,144 @@ def schema_violations(df: pd.DataFrame, schema: TableSchema) -> dict[str, np.nda
     return {"type": bad_type, "range": bad_range, "category": bad_cat, "null": bad_null}
 
 
+@dataclass
+class ValidationContext:
+    """What validators may look at besides the batch: the schema, the spec's rules, the
+    leakage index of real rows (features only), the synthetic rows accepted before, and the
+    near-copy distance."""
+
+    schema: TableSchema
+    rules: list[str] = field(default_factory=list)
+    leakage: LeakageIndex | None = None
+    previous: pd.DataFrame | None = None
+    near_distance: float = 0.01
+    space: FeatureSpace | None = None
+
+    def __post_init__(self):
+        if self.space is None:
+            self.space = FeatureSpace(self.schema)
+
+
+class SchemaCheck:
+    """Types, ranges, categories and nulls, as the schema says."""
+
+    name = "schema"
+    violation = True
+
+    def check(self, batch: pd.DataFrame, ctx: ValidationContext) -> dict[str, np.ndarray]:
+        return schema_violations(batch, ctx.schema)
+
+
+class RuleCheck:
+    """Every rule of the spec (rows where a named column is null pass)."""
+
+    name = "rules"
+    violation = True
+
+    def check(self, batch: pd.DataFrame, ctx: ValidationContext) -> dict[str, np.ndarray]:
+        return {f"rule: {text}": ~evaluate(text, batch) for text in ctx.rules}
+
+
+class RegionCheck:
+    """Each row lies in the region it was written for (its ``_sl_region``)."""
+
+    name = "region"
+    violation = True
+
+    def check(self, batch: pd.DataFrame, ctx: ValidationContext) -> dict[str, np.ndarray]:
+        region_ok = np.ones(len(batch), bool)
+        if "_sl_region" in batch.columns:
+            for rule, idx in batch.groupby("_sl_region").groups.items():
+                if rule != "True":
+                    sub = batch.loc[idx]
+                    region_ok[batch.index.get_indexer(idx)] = evaluate_region(rule, sub)
+        return {"region": ~region_ok}
+
+
+class LeakageCheck:
+    """Exact and near copies of real rows (train, validation or holdout features)."""
+
+    name = "leakage"
+    violation = False
+
+    def check(self, batch: pd.DataFrame, ctx: ValidationContext) -> dict[str, np.ndarray]:
+        if ctx.leakage is None:
+            dist = np.full(len(batch), np.inf)
+        else:
+            dist = ctx.leakage.nearest(batch)
+        return {"exact_copy_of_real": dist <= 1e-12, "near_copy_of_real": dist < ctx.near_distance}
+
+
+class DuplicateCheck:
+    """Duplicates of earlier synthetic rows, and of other rows of the batch."""
+
+    name = "duplicates"
+    violation = False
+
+    def check(self, batch: pd.DataFrame, ctx: ValidationContext) -> dict[str, np.ndarray]:
+        X = ctx.space.transform(batch)
+        dup = np.zeros(len(batch), bool)
+        if ctx.previous is not None and not ctx.previous.empty:
+            nn = NearestNeighbors(n_neighbors=1, metric="manhattan").fit(
+                ctx.space.transform(ctx.previous))
+            d, _ = nn.kneighbors(X)
+            dup |= d[:, 0] < max(ctx.near_distance, 1e-12)
+        seen: set[bytes] = set()
+        for i, row in enumerate(np.round(X, 9)):
+            key = row.tobytes()
+            dup[i] |= key in seen
+            seen.add(key)
+        return {"duplicate_synthetic": dup}
+
+
+# the checks every batch gets, in order; each registers as a ``validator`` (a spec's
+# ``validators`` adds registered ones after them)
+BUILTIN_VALIDATORS = (SchemaCheck(), RuleCheck(), RegionCheck(), LeakageCheck(), DuplicateCheck())
+
+_REASONS = {"exact_copy_of_real": "exact copy of a real row",
+            "near_copy_of_real": "near copy of a real row",
+            "duplicate_synthetic": "duplicate of a synthetic row"}
+
+
+def run_validators(batch: pd.DataFrame, validators, ctx: ValidationContext
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """(valid rows, rejected rows with a ``_sl_reject`` reason, counts per check).
+
+    A row is rejected for the first check it fails. Checks of validators with ``violation``
+    (schema, rules, region and any such extra) come first and make the batch's violation rate;
+    the others (leakage, duplicates) follow.
+    """
+    if batch.empty:
+        return batch, batch.assign(_sl_reject=pd.Series(dtype=str)), {"generated": 0}
+    reason = pd.Series([""] * len(batch), index=batch.index, dtype=object)
+    counts: dict = {"generated": int(len(batch))}
+
+    def run(v) -> None:
+        for check, mask in v.check(batch, ctx).items():
+            mask = np.asarray(mask, dtype=bool)
+            if mask.shape != (len(batch),):
+                from synthloop.errors import PluginError
+
+                raise PluginError(f"Validator '{v.name}' returned a mask of shape {mask.shape} "
+                                  f"for check '{check}'; it must hold one bool per row "
+                                  f"({len(batch)}).")
+            fresh = mask & (reason.to_numpy() == "")
+            reason[fresh] = _REASONS.get(check, check)
+            counts[check] = int(fresh.sum())
+
+    validators = list(validators)
+    for v in validators:
+        if v.violation:
+            run(v)
+    counts["violation_rate"] = round(int((reason != "").sum()) / len(batch), 4)
+    for v in validators:
+        if not v.violation:
+            run(v)
+    ok = (reason == "").to_numpy()
+    rejected = batch.loc[~ok].assign(_sl_reject=reason[~ok].to_numpy())
+    return batch.loc[ok], rejected, counts
+
+
 def validate_batch(
     batch: pd.DataFrame,
     schema: TableSchema,
@@ -97,46 +237,10 @@ def validate_batch(
     previous: pd.DataFrame | None,
     near_distance: float,
     space: FeatureSpace,
+    extra=(),
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """(valid rows, rejected rows with a ``_sl_reject`` reason, counts per check)."""
-    if batch.empty:
-        return batch, batch.assign(_sl_reject=pd.Series(dtype=str)), {"generated": 0}
-    reason = pd.Series([""] * len(batch), index=batch.index, dtype=object)
-
-    def mark(mask: np.ndarray, why: str) -> int:
-        fresh = mask & (reason.to_numpy() == "")
-        reason[fresh] = why
-        return int(fresh.sum())
-
-    counts: dict[str, int] = {"generated": int(len(batch))}
-    for check, mask in schema_violations(batch, schema).items():
-        counts[check] = mark(mask, check)
-    for text in rules:
-        counts[f"rule: {text}"] = mark(~evaluate(text, batch), f"rule: {text}")
-    region_ok = np.ones(len(batch), bool)
-    for rule, idx in batch.groupby("_sl_region").groups.items():
-        if rule != "True":
-            sub = batch.loc[idx]
-            region_ok[batch.index.get_indexer(idx)] = evaluate_region(rule, sub)
-    counts["region"] = mark(~region_ok, "region")
-    violations = int((reason != "").sum())
-    counts["violation_rate"] = round(violations / len(batch), 4)
-
-    dist = leakage.nearest(batch)
-    counts["exact_copy_of_real"] = mark(dist <= 1e-12, "exact copy of a real row")
-    counts["near_copy_of_real"] = mark(dist < near_distance, "near copy of a real row")
-    X = space.transform(batch)
-    dup = np.zeros(len(batch), bool)
-    if previous is not None and not previous.empty:
-        nn = NearestNeighbors(n_neighbors=1, metric="manhattan").fit(space.transform(previous))
-        d, _ = nn.kneighbors(X)
-        dup |= d[:, 0] < max(near_distance, 1e-12)
-    seen: set[bytes] = set()
-    for i, row in enumerate(np.round(X, 9)):
-        key = row.tobytes()
-        dup[i] |= key in seen
-        seen.add(key)
-    counts["duplicate_synthetic"] = mark(dup, "duplicate of a synthetic row")
-    ok = (reason == "").to_numpy()
-    rejected = batch.loc[~ok].assign(_sl_reject=reason[~ok].to_numpy())
-    return batch.loc[ok], rejected, counts
+    """(valid rows, rejected rows with a ``_sl_reject`` reason, counts per check): the
+    built-in checks, then the ``extra`` validators."""
+    ctx = ValidationContext(schema=schema, rules=list(rules), leakage=leakage, previous=previous,
+                            near_distance=near_distance, space=space)
+    return run_validators(batch, [*BUILTIN_VALIDATORS, *extra], ctx)

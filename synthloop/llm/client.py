@@ -159,6 +159,28 @@ class LLMClient:
                 },
             }
         key = self._key(messages, params)
+        rec = self._metered(node, key, messages,
+                            lambda: self.model.invoke(list(messages), **params))
+        return rec["content"]
+
+    def tool_calls(self, messages: Sequence[BaseMessage], tools: Sequence[Any], *, node: str,
+                   temperature: float = 0.0, max_tokens: int = 256, seed: int = 0
+                   ) -> list[dict[str, Any]]:
+        """The tool calls (``{"name", "args"}``) the model makes through its native tool
+        calling (``bind_tools``), with the same retries, cache and meters as ``complete``."""
+        from langchain_core.utils.function_calling import convert_to_openai_tool
+
+        params: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens, "seed": seed}
+        key = self._key(messages, {**params, "tools": [convert_to_openai_tool(t) for t in tools]})
+        rec = self._metered(node, key, messages,
+                            lambda: self.model.bind_tools(list(tools)).invoke(list(messages),
+                                                                               **params))
+        return rec.get("tool_calls", [])
+
+    def _metered(self, node: str, key: str, messages: Sequence[BaseMessage], call
+                 ) -> dict[str, Any]:
+        """The cached reply for ``key``, or ``call()``'s, with retries on transient errors;
+        counted in ``node``'s meter either way."""
         meter = self.usage[node]
         cached = self._cache_get(key)
         if cached is not None:
@@ -166,7 +188,7 @@ class LLMClient:
             meter.cached_calls += 1
             meter.input_tokens += cached.get("input_tokens", 0)
             meter.output_tokens += cached.get("output_tokens", 0)
-            return cached["content"]
+            return cached
         start = time.perf_counter()
         retries_before = meter.retries  # the meter spans the node's calls; report this call's
 
@@ -180,9 +202,9 @@ class LLMClient:
             stop=stop_after_attempt(self.max_attempts),
             before_sleep=_count_retry,
             reraise=True,
-        )(self.model.invoke)
+        )(call)
         try:
-            reply = invoke(list(messages), **params)
+            reply = invoke()
         except Exception as exc:
             meter.failures += 1
             meter.seconds += time.perf_counter() - start
@@ -199,11 +221,15 @@ class LLMClient:
             "input_tokens": int(um.get("input_tokens", 0)) or _approx_tokens(messages),
             "output_tokens": int(um.get("output_tokens", 0)) or _approx_tokens(content),
         }
+        calls = getattr(reply, "tool_calls", None)
+        if calls:
+            rec["tool_calls"] = [{"name": c["name"], "args": dict(c.get("args") or {})}
+                                 for c in calls]
         meter.calls += 1
         meter.input_tokens += rec["input_tokens"]
         meter.output_tokens += rec["output_tokens"]
         self._cache_put(key, rec)
-        return content
+        return rec
 
     def structured(self, messages: Sequence[BaseMessage], schema: type[T],
                    json_schema: dict | None = None, **kw: Any) -> T:

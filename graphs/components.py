@@ -1,0 +1,137 @@
+"""How the loop's nodes reach the registry: the spec names a component of each pluggable kind
+(model, metric, generator, validators, error analyser, noise, agent tools, data loader, rule
+functions); these helpers build it and hold it to its contract where the loop depends on it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from synthloop.agents.generator import GenerationRequest
+from synthloop.agents.prompts import PromptVersion
+from synthloop.agents.tools import ToolContext, build_tools, consult_tools
+from synthloop.errors import PluginError
+from synthloop.graphs.context import TRAIN, LoopContext
+from synthloop.tools.error_analysis import Region
+from synthloop.tools.registry import build
+
+STAT_DEFAULTS = {"calls": 0, "llm_failures": 0, "rows_returned": 0, "cells_repaired": 0,
+                 "failure_reasons": []}
+
+
+def loop_metric(ctx: LoopContext):
+    """The metric class the spec names (``metric.name``)."""
+    return ctx.registry.get("metric", ctx.spec.metric.name)
+
+
+def analyser(ctx: LoopContext):
+    a = ctx.spec.analysis
+    return build("error_analyser", a.kind, ctx.registry.get("error_analyser", a.kind), a.params)
+
+
+def analyse_errors(ctx: LoopContext, rows: pd.DataFrame, proba: np.ndarray, threshold: float
+                   ) -> tuple[list[Region], dict]:
+    """Regions from the spec's error analyser, checked to be regions of these rows."""
+    kind = ctx.spec.analysis.kind
+    regions, summary = analyser(ctx).analyse(rows, proba, ctx.schema, threshold=threshold,
+                                             settings=ctx.spec.analysis, seed=ctx.spec.seed)
+    try:
+        regions = [r if isinstance(r, Region) else Region.model_validate(r) for r in regions]
+    except Exception as exc:
+        raise PluginError(f"Error analyser '{kind}' returned something that is not a Region: "
+                          f"{str(exc).splitlines()[0]}; return synthloop.tools.error_analysis."
+                          "Region objects.") from None
+    bad = [r.label for r in regions if r.label not in ctx.schema.classes]
+    if bad:
+        raise PluginError(f"Error analyser '{kind}' asks for class {bad[0]!r}, which is not a "
+                          f"class of {ctx.schema.target} ({', '.join(ctx.schema.classes)}).")
+    return regions[: ctx.spec.analysis.max_regions], dict(summary)
+
+
+def generate_rows(ctx: LoopContext, prompt: PromptVersion, regions: list[Region],
+                  ranked: list[str], run_id: str, iteration: int) -> tuple[pd.DataFrame, dict]:
+    """The spec's generator's rows for ``regions``, with every provenance column set."""
+    g = ctx.spec.generator
+    generator = build("generator", g.kind, ctx.registry.get("generator", g.kind), g.params)
+    request = GenerationRequest(
+        client=ctx.client, prompt=prompt, regions=regions, train=ctx.frame(TRAIN),
+        schema=ctx.schema, rules=list(ctx.spec.rules), n_rows=ctx.spec.budget.rows_per_iteration,
+        settings=g, ranked_columns=ranked, run_id=run_id, iteration=iteration,
+        seed=ctx.spec.seed)
+    batch, stats = generator.generate(request)
+    stats = {**STAT_DEFAULTS, **(stats or {})}
+    return stamp(batch, ctx, g.kind, prompt, run_id, iteration), stats
+
+
+def stamp(batch: pd.DataFrame, ctx: LoopContext, kind: str, prompt: PromptVersion,
+          run_id: str, iteration: int) -> pd.DataFrame:
+    """Hold a generator's rows to the contract (every column, known classes) and fill in the
+    provenance columns it left out."""
+    if not isinstance(batch, pd.DataFrame):
+        raise PluginError(f"Generator '{kind}' returned {type(batch).__name__}, not a DataFrame.")
+    if batch.empty:
+        return batch
+    schema = ctx.schema
+    missing = [c for c in [*schema.feature_names(), schema.target] if c not in batch.columns]
+    if missing:
+        raise PluginError(f"Generator '{kind}' returned rows without the column(s) {missing}; "
+                          "a generator writes every column of the schema and the label.")
+    labels = set(batch[schema.target].astype(str)) - set(schema.classes)
+    if labels:
+        raise PluginError(f"Generator '{kind}' returned rows of class {sorted(labels)[0]!r}, which "
+                          f"is not a class of {schema.target} ({', '.join(schema.classes)}); a "
+                          "generator sets the label itself.")
+    out = batch.reset_index(drop=True).copy()
+    out[schema.target] = out[schema.target].astype(str)
+    defaults = {"_sl_origin": "synthetic", "_sl_run_id": run_id, "_sl_iteration": iteration,
+                "_sl_prompt_id": prompt.id, "_sl_prompt_version": prompt.version,
+                "_sl_prompt_sha256": prompt.sha256, "_sl_generator": f"generator:{kind}",
+                "_sl_seed": ctx.spec.seed, "_sl_region": "True", "_sl_counterexample": False,
+                "_sl_exemplars": ""}
+    for col, value in defaults.items():
+        if col not in out.columns:
+            out[col] = value
+    if "_sl_row_id" not in out.columns:
+        out.insert(0, "_sl_row_id", [f"{run_id}:{iteration}:{i}" for i in range(len(out))])
+    return out
+
+
+def extra_validators(ctx: LoopContext) -> list:
+    return [ctx.registry.get("validator", name) for name in ctx.spec.validators]
+
+
+def noise_model(ctx: LoopContext):
+    from synthloop.tools.noise import make_noise
+
+    return make_noise(ctx.spec.generator.noise, ctx.registry)
+
+
+def apply_noise(ctx: LoopContext, rows: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, dict]:
+    """The spec's noise model on accepted rows; it may not change labels or provenance."""
+    kind = ctx.spec.generator.noise.kind
+    noisy, counts = noise_model(ctx).apply(rows, ctx.schema, seed)
+    keep = [ctx.schema.target, *[c for c in rows.columns if c.startswith("_sl_")]]
+    if len(noisy) != len(rows) or any(c not in noisy.columns for c in keep) or not \
+            noisy[keep].astype(str).reset_index(drop=True).equals(
+                rows[keep].astype(str).reset_index(drop=True)):
+        raise PluginError(f"Noise '{kind}' added or removed rows, or changed a label or a "
+                          "provenance column; noise may only change feature values.")
+    return noisy, {k: int(v) for k, v in (counts or {}).items()}
+
+
+def agent_tool_calls(ctx: LoopContext, regions: list[Region], iteration: int
+                     ) -> tuple[list[dict], list[dict]]:
+    """What the rewrite agent's tools returned this iteration (none unless agent.tools)."""
+    a = ctx.spec.agent
+    if not a.tools or ctx.client is None or not ctx.spec.analysis.feedback or not regions:
+        return [], []
+    tctx = ToolContext(train=ctx.frame(TRAIN), schema=ctx.schema, regions=regions,
+                       rules=list(ctx.spec.rules), seed=ctx.spec.seed * 1000 + iteration)
+    tools, events = build_tools(ctx.registry, a.tools, tctx)
+    for e in events:
+        e["iteration"] = iteration
+    records, more = consult_tools(ctx.client, tools, regions, ctx.schema, mode=a.tool_calling,
+                                  max_calls=a.max_tool_calls, iteration=iteration,
+                                  seed=ctx.spec.seed * 1000 + iteration + 500_000)
+    return records, events + more
