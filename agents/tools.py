@@ -181,20 +181,19 @@ def _expression_pattern(schema: TableSchema) -> str | None:
     def alt(items):
         return "(" + "|".join(items) + ")"
 
-    def esc(text):
-        return "".join("\\" + ch if ch in ".^$*+?()[]{}|\\" else ch for ch in text)
-
     nums = [c.name for c in schema.columns if c.type in ("float", "int") and c.name.isidentifier()]
+    # (no backslash anywhere: llama.cpp's grammar parser refuses the escapes the converter
+    # writes for one, and a grammar it refuses ends the process)
     cats = [c for c in schema.columns if c.type in ("category", "bool") and c.name.isidentifier()
             and (c.type == "bool" or (c.categories and len(c.categories) <= 12 and all(
                 str(v).replace(" ", "").replace("-", "").replace("_", "").isalnum()
                 for v in c.categories)))]
     conds = []
     if nums:
-        conds.append(f"{alt(nums)} (>|<=) -?[0-9]{{1,7}}(\\.[0-9]{{1,4}})?")
+        conds.append(f"{alt(nums)} (>|<=) -?[0-9]{{1,7}}([.][0-9]{{1,4}})?")
     for c in cats:
         values = alt(["True", "False"]) if c.type == "bool" else \
-            "'" + alt([esc(str(v)) for v in c.categories]) + "'"
+            "'" + alt([str(v) for v in c.categories]) + "'"
         conds.append(f"{c.name} == {values}")
     if not conds:
         return None
