@@ -166,14 +166,39 @@ def check_rule(ctx: ToolContext) -> BaseTool:
     first = next((r.rule for r in ctx.regions if r.conditions), None)
     if first:
         meta["example_args"] = {"expression": first}
-    # A regex ``pattern`` in the plan's grammar (one or two comparisons on real columns) made
-    # llama.cpp's sampler segfault on the first decode; the tool checks the rule itself and
-    # returns "not a valid rule" for anything else, so the grammar only bounds the length.
-    meta["plan_args_schema"] = {
-        "type": "object", "required": ["expression"],
-        "properties": {"expression": {"type": "string", "maxLength": 200}}}
+    pattern = _expression_pattern(ctx.schema)
+    if pattern:  # a plan's grammar: one or two comparisons on real columns, nothing else
+        meta["plan_args_schema"] = {
+            "type": "object", "required": ["expression"],
+            "properties": {"expression": {"type": "string", "pattern": pattern}}}
     tool.metadata = meta or None
     return tool
+
+
+def _expression_pattern(schema: TableSchema) -> str | None:
+    """A regex (the subset llama.cpp grammars take) of 'col > 1.5' or "col == 'a'" conditions,
+    one or two joined by 'and', over the columns whose names need no quoting."""
+    def alt(items):
+        return "(" + "|".join(items) + ")"
+
+    nums = [c.name for c in schema.columns if c.type in ("float", "int") and c.name.isidentifier()]
+    # (no backslash anywhere: llama.cpp's grammar parser refuses the escapes the converter
+    # writes for one, and a grammar it refuses ends the process)
+    cats = [c for c in schema.columns if c.type in ("category", "bool") and c.name.isidentifier()
+            and (c.type == "bool" or (c.categories and len(c.categories) <= 12 and all(
+                str(v).replace(" ", "").replace("-", "").replace("_", "").isalnum()
+                for v in c.categories)))]
+    conds = []
+    if nums:
+        conds.append(f"{alt(nums)} (>|<=) -?[0-9]{{1,7}}([.][0-9]{{1,4}})?")
+    for c in cats:
+        values = alt(["True", "False"]) if c.type == "bool" else \
+            "'" + alt([str(v) for v in c.categories]) + "'"
+        conds.append(f"{c.name} == {values}")
+    if not conds:
+        return None
+    cond = alt(conds)
+    return f"^{cond}( and {cond})?$"
 
 
 BUILTIN_TOOLS = {"sample_real_rows": sample_real_rows, "column_stats": column_stats,

@@ -252,3 +252,43 @@ class TestEmbeddedPlan:
             assert r["via"] == "plan" and r["tool"] in {t.name for t in tools}
             assert ("result" in r) != ("error" in r)
         assert client.take_usage("rewrite")["calls"] == 1
+
+
+@pytest.fixture(scope="module")
+def vocab():
+    """The embedded model's vocabulary only (no weights run): what llama.cpp's grammar parser
+    needs."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from synthloop.llm.embedded import default_model_path
+
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    model = llama_cpp.llama_model_load_from_file(default_model_path().encode(), params)
+    yield llama_cpp.llama_model_get_vocab(model)
+    llama_cpp.llama_model_free(model)
+
+
+class TestPlanGrammarInLlamaCpp:
+    def test_every_builtin_and_plugin_tool_plan_parses(self, vocab, tool_ctx):
+        from synthloop.llm.embedded import grammar_problem
+        from synthloop.testing import Fixture
+        from tests.plugin_support import ensure_ledger_installed
+
+        ensure_ledger_installed()
+        from synthloop_ledger.components import load_ledger
+
+        ledger = Fixture.from_frame(load_ledger("transactions"), "flagged", "yes")
+        contexts = [tool_ctx, ToolContext(train=ledger.frame, schema=ledger.schema,
+                                          regions=[ledger.region()], rules=[])]
+        for ctx in contexts:
+            tools, _ = build_tools(load_registry(), "all", ctx)
+
+            assert grammar_problem(vocab, plan_json_schema(tools, 2)) is None
+
+    def test_a_grammar_llama_cpp_refuses_is_an_error_not_a_crash(self, vocab):
+        from synthloop.llm.embedded import grammar_problem
+
+        schema = {"type": "object", "required": ["e"], "properties": {"e": {
+            "type": "string", "pattern": "^(a|b) > [0-9]+(\\.[0-9]+)?$"}}}
+
+        assert grammar_problem(vocab, schema).startswith("llama.cpp refuses the grammar")

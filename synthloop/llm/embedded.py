@@ -101,6 +101,9 @@ class ChatEmbeddedLlama(BaseChatModel):
         rf = kwargs.get("response_format")
         if rf and rf.get("type") == "json_schema":
             rf = {"type": "json_object", "schema": rf["json_schema"]["schema"]}
+            problem = grammar_problem(llama._model.vocab, rf["schema"])
+            if problem:  # llama.cpp would end the process on a grammar its parser refuses
+                raise LLMError(problem)
         with _LOCK:
             # Start every call from an empty KV cache: the reply then depends only on the
             # messages, parameters and seed, which is what makes runs replay exactly.
@@ -126,3 +129,36 @@ class ChatEmbeddedLlama(BaseChatModel):
                                "model_name": self.model_id},
         )
         return ChatResult(generations=[ChatGeneration(message=msg)])
+
+
+_GRAMMARS: dict[str, str | None] = {}
+
+
+def grammar_problem(vocab, schema: dict) -> str | None:
+    """None if llama.cpp's grammar parser takes the grammar of ``schema``, else what is wrong.
+
+    llama-cpp-python turns a JSON schema into a GBNF grammar in Python, and llama.cpp parses
+    it in C when sampling starts; a grammar the C parser refuses (an escape it does not know,
+    e.g. from a regex ``pattern``) leaves a null sampler that crashes the process. Parsing it
+    here first turns that into an LLMError (the call fails; the loop records it)."""
+    import json
+
+    key = json.dumps(schema, sort_keys=True)
+    if key not in _GRAMMARS:
+        from llama_cpp import llama_cpp as C
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        try:
+            grammar = LlamaGrammar.from_json_schema(key, verbose=False)
+        except Exception:  # llama-cpp-python then falls back to plain JSON itself
+            _GRAMMARS[key] = None
+            return None
+        sampler = C.llama_sampler_init_grammar(vocab, grammar._grammar.encode("utf-8"),
+                                               grammar._root.encode("utf-8"))
+        if sampler:
+            C.llama_sampler_free(sampler)
+            _GRAMMARS[key] = None
+        else:
+            _GRAMMARS[key] = ("llama.cpp refuses the grammar made from the reply's JSON schema "
+                              f"(see its 'parse: error' line above); schema: {key[:200]}")
+    return _GRAMMARS[key]
