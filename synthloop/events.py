@@ -81,8 +81,9 @@ def node_message(node: str, update: dict[str, Any]) -> str:
         return f"{checks['over_cap']} row(s) over the synthetic-share cap or the class balance"
     if node == "accept" and update.get("iterations"):
         r = update["iterations"][0]
-        verdict = "accepted" if r["accepted"] else "rejected"
-        return f"{r['rows_accepted']} rows {verdict}: {r['reason']}"
+        if r["accepted"]:
+            return f"{r['rows_accepted']} rows accepted: {r['reason']}"
+        return f"batch refused, no row kept: {r['reason']}"
     if node == "report" and update.get("status") == "finished":
         return "summary.json and report.html written"
     return ""

@@ -401,7 +401,12 @@ def diff_runs(run_a: str, run_b: str, runs_dir: str | Path = "runs") -> dict[str
             ta, tb = _wrap((va.get("text") or "").splitlines()), _wrap((vb.get("text") or "").splitlines())
             lines = list(difflib.unified_diff(ta, tb, fromfile=f"{a.run_id}/{va['file']}",
                                               tofile=f"{b.run_id}/{vb['file']}", lineterm="", n=1))
-            entry["diff"] = "\n".join(lines) if lines else "(same instruction; other focus or settings)"
+            what = [f"{k} {va.get(k)!r} → {vb.get(k)!r}" for k in ("model", "temperature")
+                    if va.get(k) != vb.get(k)]
+            if va.get("focus_regions") != vb.get("focus_regions"):
+                what.append("focus regions")
+            entry["diff"] = "\n".join(lines) if lines else \
+                f"(same instruction; differs in {', '.join(what) or 'its hash only'})"
             entry["focus_a"] = [r.get("rule") for r in va.get("focus_regions", [])]
             entry["focus_b"] = [r.get("rule") for r in vb.get("focus_regions", [])]
         prompts.append(entry)

@@ -259,6 +259,7 @@ class TestRunsDiff:
             same == {1: True, 2: True, 3: True, 4: False}
         v4 = next(p for p in d["prompts"] if p["version"] == 4)
         assert "diff" in v4 and v4["b"]["sha256"] != v4["a"]["sha256"]
+        assert v4["diff"] == "(same instruction; differs in temperature 0.8 → 0.3)"
         metrics = {m["metric"]: m for m in d["metrics"]}
         assert metrics["iterations"]["a"] == 3 and metrics["iterations"]["b"] == 4
         assert metrics["tokens"]["delta"] == cooler["total_tokens"] - traced_run[1]["total_tokens"]

@@ -312,6 +312,22 @@ class TestProgressEvents:
                       "seconds": 1.5, "elapsed": 3.0, "tokens": 120, "tokens_used": 900,
                       "rows": {"generated": 7}, "message": "7 rows from 2 calls (0 failed)"}
 
+    @pytest.mark.parametrize("accepted,message", [
+        (True, "31 rows accepted: validation did not drop"),
+        (False, "batch refused, no row kept: validation dropped from 0.7381 to 0.7208"),
+    ])
+    def test_accept_says_what_was_kept(self, accepted, message):
+        record = {"iteration": 3, "accepted": accepted, "rows_accepted": 31 if accepted else 0,
+                  "rows_rejected": 9 if accepted else 40, "validation_metric": 0.7,
+                  "best_validation": 0.7381, "reason": message.split(": ", 1)[1]}
+
+        ev = node_event("accept", {"iterations": [record], "timings": []})
+
+        assert ev["message"] == message
+        assert ev["accepted"] is accepted
+        assert ev["rows"] == {"accepted": record["rows_accepted"],
+                              "rejected": record["rows_rejected"]}
+
     def test_validate_counts_valid_and_invalid_rows(self):
         update = {"batch": {"checks": {"generated": 10, "range": 3, "rule: a > 0": 1,
                                        "violation_rate": 0.4, "near_copy_of_real": 1}},
