@@ -67,15 +67,14 @@ class TextTarget(BaseModel):
         default_factory=list, description="Validation row positions used as retrieval anchors.")
 
     def describe(self) -> str:
+        """One line for the rewrite agent. Its keywords, not its representative texts: no
+        validation text goes into a prompt, so none can be copied into generated data."""
         rec = "n/a" if self.recall is None else f"{self.recall:.2f}"
         kw = ", ".join(self.keywords) or "none"
-        reps = "; ".join(f'"{r}"' for r in self.representatives[:2])
         misread = f" read as '{self.predicted}'" if self.predicted else ""
         what = "error cluster" if self.kind == "cluster" else "weak class"
-        line = (f"[{self.id}] {what}: {self.errors} validation texts of '{self.label}'{misread}; "
-                f"recall of '{self.label}' {rec}; keywords: {kw}")
-        return f"{line}; e.g. {reps} — generate '{self.label}'" if reps else \
-            f"{line} — generate '{self.label}'"
+        return (f"[{self.id}] {what}: {self.errors} validation texts of '{self.label}'{misread}; "
+                f"recall of '{self.label}' {rec}; keywords: {kw} — generate '{self.label}'")
 
 
 def target_anchors(target: TextTarget) -> set[str]:
@@ -156,7 +155,8 @@ def _focus(target: TextTarget, label: str, counter: bool) -> str | None:
         f"themes such as {theme}"
 
 
-_MARKER = re.compile(r"^\s*(?:(?:\d{1,2}|[a-z])[.)]\s+|[-*•]\s+|#+\s+|\.{3}\s*)", re.IGNORECASE)
+_MARKER = re.compile(r"^\s*(?:(?:\d{1,2}|[a-z])[.)]\s+|\(\d{1,2}\)\s*|[-*•]\s+|#+\s+|\.{3}\s*)",
+                     re.IGNORECASE)
 _QUOTES = "\"'“”‘’`"
 
 

@@ -51,3 +51,47 @@ class TestEmbeddedLLM:
         assert (generated["_sl_generator"] == summary["llm"]).all()
         kept = pd.read_parquet(tmp_path / "emb" / SYNTHETIC)
         assert len(kept) == summary["synthetic_rows"] == record["rows_accepted"]
+
+
+@pytest.mark.embedded
+class TestEmbeddedTextGenerator:
+    def test_writes_texts_of_the_label_from_retrieved_exemplars(self, tmp_path):
+        # Setup: a Chroma corpus of 30 real reviews; one target, one call of two texts
+        from synthloop.agents.prompts import PromptVersion
+        from synthloop.agents.text_generator import TEXT_INSTRUCTION, TextTarget, generate_texts
+        from synthloop.data import TableSchema
+        from synthloop.llm import LLMClient, make_chat_model
+        from synthloop.tools.text import Embedder, TrainingCorpus
+        from tests.text_support import food_reviews
+
+        train = food_reviews(30)
+        embedder = Embedder()
+        corpus = TrainingCorpus(tmp_path / "chroma", embedder).build(train, "review", "score")
+        schema = TableSchema(target="score", classes=["great", "other"], positive_class="other",
+                             columns=[], text_column="review")
+        target = TextTarget(id="c1", kind="cluster", label="other", rule="cluster c1",
+                            support=3, errors=3, recall=0.5, keywords=["coffee", "bitter"],
+                            members=[0])
+        anchor = embedder.embed(["This coffee was bitter and stale, not worth the money."])
+        client = LLMClient(make_chat_model("embedded", seed=1))
+        prompt = PromptVersion(id="t", version=1, model=client.model_id, temperature=0.7,
+                               text=TEXT_INSTRUCTION).with_hash()
+
+        # Run
+        batch, stats = generate_texts(
+            client, prompt, [target], corpus, schema, {"c1": anchor}, n_texts=2,
+            texts_per_call=2, few_shot=3, temperature=0.7, max_tokens=220, min_chars=20,
+            max_chars=300, max_exemplar_chars=200, label_descriptions={}, contrast_share=0.0,
+            run_id="r", iteration=1, seed=1)
+
+        # Assert: the grammar-constrained reply parsed into texts of the label, each naming
+        # the three 'other' training reviews its call was shown
+        assert stats["calls"] == 1 and stats["llm_failures"] == 0
+        assert len(batch) == 2 and stats["rows_returned"] == 2
+        assert (batch["score"] == "other").all()
+        assert batch["review"].str.len().between(1, 300).all()
+        ids = batch["_sl_exemplars"].iloc[0].split(",")
+        assert len(ids) == 3
+        rows = train.loc[[int(i.split(":")[1]) for i in ids]]
+        assert (rows["score"] == "other").all()
+        assert client.usage["generate"].output_tokens > 0

@@ -439,6 +439,8 @@ class TestTextHelpers:
     def test_clean_text_strips_what_a_small_model_wraps_around(self):
         assert clean_text('1. "Great chips, very crunchy."') == "Great chips, very crunchy."
         assert clean_text("- ...  Too   salty.\n") == "Too salty."
+        assert clean_text("(2) Their consistency is that of hard candy") == \
+            "Their consistency is that of hard candy"
         assert clean_text("It was <br />fine") == "It was <br />fine"
 
     def test_parse_texts_salvages_a_cut_reply(self):
@@ -453,6 +455,9 @@ class TestTextHelpers:
         assert "more than 50" in malformed_reason("word " * 20, 5, 50)
         loop = "I am going to be happy to have it, " * 4
         assert "repeats" in malformed_reason(loop, 5, 600)
+        listing = ", ".join(f"the {o} is disappointing" for o in
+                            ("first", "second", "third", "fourth", "fifth", "sixth"))
+        assert "repeats 'is disappointing the' 5 times" in malformed_reason(listing, 5, 600)
         assert "letters" in malformed_reason("12 34 56 78 90 11 22 33 a b c d e", 5, 600)
         assert malformed_reason("A perfectly ordinary review of some crunchy snacks.", 5,
                                 600) is None

@@ -3,7 +3,8 @@
 In order, each generated text is checked for
 
 1. form: at least ``min_words`` words, at most ``max_chars`` characters, mostly letters, and
-   not stuck in a loop (a small model repeating one phrase);
+   not stuck in a loop (a small model repeating one phrase: a word trigram 5 times, or 3 times
+   in a text with few distinct trigrams);
 2. duplicates: the same text (case, HTML and punctuation aside) as an earlier text of the batch
    or of an accepted synthetic batch;
 3. the grounding gate (``synthloop.tools.text.grounding_check``): a text must be close enough
@@ -64,7 +65,7 @@ def malformed_reason(text: str, min_words: int, max_chars: int) -> str | None:
         grams = Counter(zip(lower, lower[1:], lower[2:]))
         top, n = grams.most_common(1)[0]
         distinct = len(grams) / (len(lower) - 2)
-        if n >= 3 and distinct < 0.75:
+        if n >= 5 or (n >= 3 and distinct < 0.75):
             return f"malformed: repeats '{' '.join(top)}' {n} times"
     return None
 
