@@ -387,6 +387,8 @@ def run_bench(suite_name: str, data_dir: Path, out_dir: Path, seeds: int = 5,
     if suite.provided is None and "provided" in methods:
         methods = [m for m in methods if m != "provided"]
     ctx = dict(ctx or {})
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     raw: list[dict] = []
     for split in suite.splits(list(range(seeds))):
         if variants and split.variant not in variants:
@@ -412,6 +414,8 @@ def run_bench(suite_name: str, data_dir: Path, out_dir: Path, seeds: int = 5,
                                 "method": method, "model": model, "metric": metric,
                                 "value": value, "seed": split.seed, "seconds": secs,
                                 "tokens": aug.tokens})
+            # every finished method is on disk at once: a stopped bench keeps what it measured
+            pd.DataFrame(raw).to_csv(out_dir / "raw.csv", index=False)
             if progress:
                 progress(f"{suite.name} {split.variant} seed {split.seed}: {method} "
                          f"({time.perf_counter() - start:.1f}s)")
@@ -432,8 +436,6 @@ def run_bench(suite_name: str, data_dir: Path, out_dir: Path, seeds: int = 5,
     res["std"] = (res["std"].fillna(0) * 100).round(2)
     res["seconds"] = res["seconds"].round(1)
     res["tokens"] = res["tokens"].round(0).astype(int)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     res.to_csv(out_dir / "results.csv", index=False)
     df.to_csv(out_dir / "raw.csv", index=False)
     (out_dir / "results.md").write_text(markdown_table(res, suite.primary))
