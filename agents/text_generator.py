@@ -94,9 +94,9 @@ def text_fallback_instruction(targets: Sequence[TextTarget], history: list[dict]
         parts.append(f"Write texts of label '{t.label}'{means}{theme}, and make the label "
                      "clear from what the writer says.")
     last = next((h for h in reversed(history) if not h.get("accepted")), None)
-    if last is not None:
-        parts.append(f"The last rejected batch failed because: {last.get('reason', 'unknown')}; "
-                     "stay closer to the examples' topic and vary the wording more.")
+    if last is not None:  # plain words: a small model echoes figures and gate names
+        parts.append("Stay on the topic of the examples, write whole sentences, and vary the "
+                     "wording from text to text.")
     return " ".join(parts)
 
 
