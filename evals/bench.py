@@ -13,6 +13,7 @@ import json
 import logging
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -302,7 +303,9 @@ def m_gaussian_copula(suite: Suite, split: BenchSplit, n: int, ctx: dict) -> Aug
                 enc[col] = enc[col].map({v: i for i, v in enumerate(cats)}).astype(float)
         const = [col for col in enc.columns if enc[col].nunique() <= 1]
         model = GaussianMultivariate(random_state=split.seed)
-        model.fit(enc.drop(columns=const))
+        with warnings.catch_warnings():  # copulas tries every marginal family; misfits warn
+            warnings.simplefilter("ignore", RuntimeWarning)
+            model.fit(enc.drop(columns=const))
         sample = model.sample(k)
         for col in const:
             sample[col] = enc[col].iloc[0]
