@@ -32,10 +32,18 @@ from synthloop.agents.text_generator import (
     text_rewrite_task,
 )
 from synthloop.agents.text_judge import judge_labels
-from synthloop.data import TableSchema, conform, infer_schema, load_table, sample_rows, split_real
+from synthloop.data import (
+    TableSchema,
+    check_text_column,
+    conform,
+    infer_schema,
+    load_table,
+    sample_rows,
+    split_real,
+)
 from synthloop.errors import DataError
-from synthloop.evals.classification import PRIMARY_METRICS
 from synthloop.graphs import nodes
+from synthloop.graphs.components import loop_metric
 from synthloop.graphs.context import (
     CHROMA,
     HOLDOUT,
@@ -84,6 +92,19 @@ def text_schema(df: pd.DataFrame, spec: LoopSpec) -> tuple[TableSchema, pd.DataF
     """The schema of a text loop (the text column is its only feature), the rows with text,
     and events for the columns and rows left out."""
     col, target = spec.data.text_column, spec.data.target
+    if target in df.columns:
+        check_text_column(df, col)
+        has_text = df[col].map(lambda v: isinstance(v, str) and bool(v.strip()))
+        labels = df[target].dropna().astype(str)
+        empty = sorted(set(labels) - set(labels[has_text]))
+        if empty:
+            raise DataError(f"Class(es) {empty} of '{target}' have no text in '{col}'; a class "
+                            "needs real texts to learn from and to ground generated ones. "
+                            "Drop those rows or fill in their texts.")
+        df = df.loc[has_text | df[target].isna()]  # rows without text leave before classes count
+        dropped = int((~has_text).sum())
+    else:
+        dropped = 0
     full = infer_schema(df, spec)
     schema = full.model_copy(update={"columns": [full.column(col)]})
     unknown = sorted(set(spec.text.labels) - set(schema.classes))
@@ -97,13 +118,11 @@ def text_schema(df: pd.DataFrame, spec: LoopSpec) -> tuple[TableSchema, pd.DataF
                        "reason": f"the text loop classifies on '{col}' alone"})
         log.info("text loop: columns %s are not used (the classifier reads '%s' only)",
                  ignored, col)
-    has_text = df[col].map(lambda v: isinstance(v, str) and bool(v.strip()))
-    if not has_text.all():
-        n = int((~has_text).sum())
-        events.append({"kind": "rows_dropped", "node": "prepare", "count": n,
+    if dropped:
+        events.append({"kind": "rows_dropped", "node": "prepare", "count": dropped,
                        "reason": f"no text in '{col}'"})
-        log.warning("text loop: %d row(s) without text in '%s' dropped", n, col)
-    rows = conform(df.loc[has_text, [col, target]].reset_index(drop=True), schema)
+        log.warning("text loop: %d row(s) without text in '%s' dropped", dropped, col)
+    rows = conform(df[[col, target]].reset_index(drop=True), schema)
     return schema, rows, events
 
 
@@ -153,7 +172,7 @@ def analyse(state: LoopState, ctx: LoopContext) -> dict:
         pos = schema.classes.index(schema.positive_class)
         threshold = analysis_threshold(proba[:, pos], y == schema.positive_class,
                                        spec.metric.threshold,
-                                       PRIMARY_METRICS[spec.metric.name].needs_threshold)
+                                       getattr(loop_metric(ctx), "needs_threshold", False))
     result = text_error_analysis(
         val[schema.text_column].tolist(), y, proba, schema.classes, _validation_embeddings(ctx),
         k_clusters=spec.analysis.max_regions, min_cluster_size=spec.analysis.min_support,

@@ -40,9 +40,16 @@ from synthloop.store import CHECKPOINT_FILE, FORK_FILE, SPEC_FILE, RunStore, new
 # what a fork may override: it acts on iterations after the fork point only
 FORKABLE_SECTIONS = ("budget", "generator", "analysis", "curation", "blend")
 FORKABLE_KEYS = ("llm", "metric.target")
-# files every iteration relies on, made by the prepare node
+# the text loop's gates and prompts act on later batches; text.features (the model's input) not
+FORKABLE_KEYS += tuple(f"text.{k}" for k in (
+    "labels", "max_exemplar_chars", "min_words", "max_chars", "in_domain_similarity",
+    "near_copy_similarity", "max_ungrounded", "max_self_bleu", "max_mean_cosine",
+    "label_min_confidence", "llm_judge"))
+# files every iteration relies on, made by the prepare node (the text loop's: its real texts
+# for the grounding gate; its Chroma collection and embedding cache are folders, see below)
 PREPARED = ("schema.json", "data/real_train.parquet", "data/real_validation.parquet",
-            "data/real_holdout.parquet", "data/leakage_index.joblib")
+            "data/real_holdout.parquet", "data/leakage_index.joblib", "data/real_texts.joblib")
+PREPARED_DIRS = ("chroma", "embeddings")
 SYNTHETIC = "data/synthetic.parquet"
 
 
@@ -120,6 +127,9 @@ def create_fork(run_id: str, runs_dir: str | Path = "runs", *, from_iteration: i
             dst = tmp / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(parent.root / rel, dst)
+        for rel in PREPARED_DIRS:
+            if (parent.root / rel).is_dir():
+                shutil.copytree(parent.root / rel, tmp / rel)
         values = dict(snap.values)
         _check_references(values, tmp, parent.run_id, from_iteration)
         store = RunStore(tmp)

@@ -382,6 +382,29 @@ class TestHoldoutAndResume:
         assert resumed["text"]["corpus"] == full["text"]["corpus"]
 
 
+    def test_a_fork_keeps_the_corpus_and_takes_new_gates(self, reviews_csv, tmp_path):
+        # Setup: a two-iteration text run with its checkpoints on disk, as 'synthloop run' keeps
+        from synthloop.fork import fork_run
+        spec = text_spec(reviews_csv, budget={"max_iterations": 2, "rows_per_iteration": 8})
+        run(spec, tmp_path, scripted(text_loop_script(pool_reply(POOLS))), checkpointer=None)
+        root = tmp_path / "run"
+
+        # Run: fork after iteration 1 with a looser batch gate
+        fork = fork_run("run", tmp_path, from_iteration=1, new_run_id_="looser",
+                        overrides={"text.max_ungrounded": 0.5},
+                        chat_model=scripted(text_loop_script(pool_reply(POOLS))), cache_dir=None)
+
+        # Assert: iteration 2 is redone with the parent's Chroma collection and real texts
+        assert fork["status"] == "finished"
+        assert [r["iteration"] for r in fork["iterations"]] == [1, 2]
+        assert fork["text"]["corpus"]["records"] == len(pd.read_parquet(root / TRAIN))
+        generated = batch(tmp_path / "looser", 2, "generated")
+        assert generated["_sl_exemplars"].map(len).min() > 0  # exemplars came from the corpus
+        assert fork["iterations"][1]["grounded_share"] is not None
+        spec = (tmp_path / "looser" / "spec.yaml").read_text()
+        assert "max_ungrounded: 0.5" in spec
+
+
 class TestBadInput:
     def test_missing_text_column_lists_the_columns(self, reviews_csv, tmp_path):
         spec = text_spec(reviews_csv, data={"text_column": "body"})

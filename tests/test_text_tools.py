@@ -253,6 +253,27 @@ class TestGroundingGate:
         assert report.blocked
         assert report.summary()["near_copies"] == 3
 
+    def test_a_copied_sentence_amid_new_words_is_a_near_copy(self, embedder, real, reviews):
+        # Setup: 9 words lifted from a holdout review, wrapped in new sentences (its cosine to
+        # the review stays well under 0.95), and an original review
+        _, rest = reviews
+        hold = rest["review"][20:40].tolist()
+        words = next(h for h in hold if len(h.split()) >= 30).split()
+        lifted = " ".join(words[5:14])
+        texts = [f"My sister sent me a box last week. {lifted}. We finished it by Sunday.",
+                 IN_DOMAIN[0]]
+
+        # Run
+        report = grounding_check(texts, ["great", "great"], embedder.embed(texts), real)
+
+        # Assert: the copy names its source; the original names its nearest training text
+        assert report.nearest_similarity[0] < 0.95
+        assert report.near_copy.tolist() == [True, False]
+        assert report.copy_reason[0].startswith("8+ words verbatim of holdout:")
+        assert report.nearest_id[1].startswith("train:")
+        i = real.ids.index(report.nearest_id[1])
+        assert real.labels[i] == "great"
+
     def test_more_than_two_percent_ungrounded_blocks_the_batch(self):
         # Setup: unit vectors; class 'a' lives on axis 0, class 'b' on axis 1
         real = RealTexts(texts=["real a", "real b"], embeddings=np.eye(8, dtype=np.float32)[:2],

@@ -685,10 +685,11 @@ def grounding_check(
       training texts, 1% of real validation reviews score under 0.32 and 5% under 0.42;
       off-topic sentences (taxes, cars, football) score 0.17-0.26; paraphrased reviews 0.58+.
     - near_copy: the text is, after normalising case, HTML and punctuation, identical to any real
-      text (train, validation or holdout), contains one of 8+ words or is contained in one
-      (8+ words), has cosine >= ``near_copy_max_similarity`` (default 0.95) to one, or has a
-      character-level similarity ratio >= ``near_copy_min_string_ratio`` (default 0.9) to one of
-      its 5 nearest. Distinct real reviews never exceed 0.72 cosine to each other there.
+      text (train, validation or holdout), shares a run of 8+ words with one (a copied
+      sentence, a part of one, or one inside it), has cosine >= ``near_copy_max_similarity``
+      (default 0.95) to one, or has a character-level similarity ratio >=
+      ``near_copy_min_string_ratio`` (default 0.9) to one of its 5 nearest. Distinct real
+      reviews never exceed 0.72 cosine to each other there.
     - blocked: the share of ungrounded texts exceeds ``max_ungrounded`` (default 0.02).
     """
     texts = _as_texts(texts)
@@ -716,17 +717,25 @@ def grounding_check(
             class_sim[rows] = S[np.ix_(rows, cols)].max(axis=1)
     grounded = class_sim >= in_domain_min_similarity
 
-    nearest = S.argmax(axis=1) if S.shape[1] else np.zeros(n, dtype=int)
     nearest_sim = S.max(axis=1) if S.shape[1] else np.full(n, -1.0)
+    # the nearest TRAINING text of the text's label (what grounds it); a copy names what it copies
+    nearest_id = [""] * n
+    for lab in set(labels):
+        cols = np.flatnonzero(real_labels == lab)
+        if len(cols):
+            for i in (i for i, v in enumerate(labels) if v == lab):
+                nearest_id[i] = real.ids[int(cols[S[i, cols].argmax()])]
     norm_real = [normalize_text(t) for t in real.texts]
     exact = {t: i for i, t in reversed(list(enumerate(norm_real)))}
-    long_real = [(i, t) for i, t in enumerate(norm_real) if len(t.split()) >= _MIN_COPY_WORDS]
+    shingles: dict[tuple[str, ...], int] = {}
+    for j, t in enumerate(norm_real):
+        for gram in _shingles(t):
+            shingles.setdefault(gram, j)
     near_copy = np.zeros(n, dtype=bool)
     reasons = [""] * n
-    nearest_id = [real.ids[j] if S.shape[1] else "" for j in nearest]
     for i, t in enumerate(texts):
         g = normalize_text(t)
-        hit, why = _copy_of(g, i, S, nearest_sim, norm_real, exact, long_real,
+        hit, why = _copy_of(g, i, S, nearest_sim, norm_real, exact, shingles,
                             near_copy_max_similarity, near_copy_min_string_ratio)
         if hit is not None:
             near_copy[i] = True
@@ -740,19 +749,25 @@ def grounding_check(
     )
 
 
-def _copy_of(g, i, S, nearest_sim, norm_real, exact, long_real, max_sim, min_ratio):
+def _shingles(normalised: str) -> set[tuple[str, ...]]:
+    """The runs of ``_MIN_COPY_WORDS`` consecutive words of a normalised text."""
+    w = normalised.split()
+    return {tuple(w[k:k + _MIN_COPY_WORDS]) for k in range(len(w) - _MIN_COPY_WORDS + 1)}
+
+
+def _copy_of(g, i, S, nearest_sim, norm_real, exact, shingles, max_sim, min_ratio):
     """(index of the real text copied, how) or (None, "")."""
     if g in exact:
         return exact[g], "exact copy"
     if S.shape[1] and nearest_sim[i] >= max_sim:
         return int(S[i].argmax()), f"cosine {nearest_sim[i]:.3f}"
-    if len(g.split()) >= _MIN_COPY_WORDS:
-        for j, t in long_real:
-            if f" {g} " in f" {t} ":
-                return j, "verbatim part"
-    for j, t in long_real:
-        if f" {t} " in f" {g} ":
-            return j, "contains verbatim"
+    # a run of 8+ words found verbatim in a real text: a copied sentence with new words around
+    # it, a part of a real text, or a real text inside a longer one
+    w = g.split()
+    for k in range(len(w) - _MIN_COPY_WORDS + 1):
+        gram = tuple(w[k:k + _MIN_COPY_WORDS])
+        if gram in shingles:
+            return shingles[gram], f"{_MIN_COPY_WORDS}+ words verbatim"
     for j in np.argsort(-S[i])[:5] if S.shape[1] else []:
         m = difflib.SequenceMatcher(None, g, norm_real[j], autojunk=False)
         if m.real_quick_ratio() >= min_ratio and m.quick_ratio() >= min_ratio \
