@@ -446,6 +446,15 @@ class TestBadInput:
         with pytest.raises(DataError, match=r"text.labels names \['c'\]"):
             run(labelled, tmp_path, scripted())
 
+    def test_a_class_without_any_text_is_named(self, tmp_path):
+        df = pd.DataFrame({"note": ["fine food, would buy again"] * 12 + [None, " "] * 2,
+                           "y": ["a", "b"] * 6 + ["c"] * 4})
+        df.to_csv(tmp_path / "d.csv", index=False)
+        spec = {"data": {"source": str(tmp_path / "d.csv"), "target": "y", "text_column": "note"}}
+        with pytest.raises(DataError, match=r"Class\(es\) \['c'\] of 'y' have no text in 'note'"):
+            run(spec, tmp_path, scripted())
+        assert not (tmp_path / "run").exists()  # refused before a run folder exists
+
     def test_spec_checks(self):
         base = {"data": {"source": "x.csv", "target": "y", "text_column": "t"}}
         with pytest.raises(SpecError, match="a text loop .* takes none, remove 'rules'"):
