@@ -260,6 +260,14 @@ def generate(state: LoopState, ctx: LoopContext) -> dict:
         [Region.model_validate(r) for r in state["regions"]]
     batch, stats = generate_rows(ctx, prompt, regions, state["ranked_columns"],
                                  state["run_id"], k)  # generator.kind
+    return generated_update(state, ctx, batch, stats)
+
+
+def generated_update(state: LoopState, ctx: LoopContext, batch: pd.DataFrame,
+                     stats: dict) -> dict:
+    """The generate node's state update, tabular or text: the batch on disk, its stats, the
+    LLM failures as events and the node's token usage."""
+    k = state["iteration"]
     path = ctx.store.write_frame(batch_path(k, "generated"), batch)
     usage = ctx.client.take_usage("generate") if ctx.client else {}
     events = []

@@ -256,19 +256,7 @@ def generate(state: LoopState, ctx: LoopContext) -> dict:
         contrast_share=g.contrast_share, run_id=state["run_id"], iteration=k,
         seed=ctx.spec.seed,
     )
-    path = ctx.store.write_frame(batch_path(k, "generated"), batch)
-    usage = ctx.client.take_usage("generate")
-    events = []
-    if stats["llm_failures"]:
-        events.append({"kind": "llm_failure", "node": "generate", "iteration": k,
-                       "count": stats["llm_failures"], "reason": stats["failure_reasons"][:3]})
-    return {
-        "batch": {"generated": path, "stats": {k2: v for k2, v in stats.items()
-                                                if k2 != "failure_reasons"}},
-        "events": events,
-        "usage": [{"node": "generate", "iteration": k, **usage}],
-        "tokens_used": state.get("tokens_used", 0) + usage.get("tokens", 0),
-    }
+    return nodes.generated_update(state, ctx, batch, stats)
 
 
 def gates(ctx: LoopContext) -> TextGates:

@@ -42,6 +42,11 @@ def base_spec(source: str | Path, **sections: Any) -> dict:
         "llm": "embedded",
         "seed": 3,
     }
+    return merge_sections(spec, sections)
+
+
+def merge_sections(spec: dict, sections: dict[str, Any]) -> dict:
+    """A copy of ``spec`` with ``sections`` merged in (a dict section key by key)."""
     for key, value in sections.items():
         if isinstance(value, dict) and isinstance(spec.get(key), dict):
             spec[key] = {**spec[key], **value}

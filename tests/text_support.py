@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from tests.support import merge_sections
 
 # Written for these tests (not taken from the data): food reviews of each label, all different.
 GREAT_REVIEWS = [
@@ -111,9 +112,4 @@ def text_spec(source: str | Path, **sections: Any) -> dict:
         "llm": "embedded",
         "seed": 1,
     }
-    for key, value in sections.items():
-        if isinstance(value, dict) and isinstance(spec.get(key), dict):
-            spec[key] = {**spec[key], **value}
-        else:
-            spec[key] = value
-    return copy.deepcopy(spec)
+    return merge_sections(spec, sections)

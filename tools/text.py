@@ -12,6 +12,7 @@ default.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import logging
 import os
@@ -627,6 +628,24 @@ class RealTexts:
             ids=[f"{s}:{i}" for s, ts in parts for i in range(len(ts))],
         )
 
+    @functools.cached_property
+    def copy_index(self) -> tuple[list[str], dict[str, int], dict[tuple[str, ...], int]]:
+        """The normalised texts, each normalised text's first index, and each run of
+        ``_MIN_COPY_WORDS`` words' first index: built once per process, for the near-copy check
+        of every batch."""
+        norm = [normalize_text(t) for t in self.texts]
+        exact = {t: i for i, t in reversed(list(enumerate(norm)))}
+        shingles: dict[tuple[str, ...], int] = {}
+        for j, t in enumerate(norm):
+            for gram in _shingles(t):
+                shingles.setdefault(gram, j)
+        return norm, exact, shingles
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("copy_index", None)  # derived: not written to the run folder
+        return state
+
 
 @dataclass
 class GroundingReport:
@@ -725,12 +744,7 @@ def grounding_check(
         if len(cols):
             for i in (i for i, v in enumerate(labels) if v == lab):
                 nearest_id[i] = real.ids[int(cols[S[i, cols].argmax()])]
-    norm_real = [normalize_text(t) for t in real.texts]
-    exact = {t: i for i, t in reversed(list(enumerate(norm_real)))}
-    shingles: dict[tuple[str, ...], int] = {}
-    for j, t in enumerate(norm_real):
-        for gram in _shingles(t):
-            shingles.setdefault(gram, j)
+    norm_real, exact, shingles = real.copy_index
     near_copy = np.zeros(n, dtype=bool)
     reasons = [""] * n
     for i, t in enumerate(texts):
