@@ -111,7 +111,10 @@ def generation_request(schema: TableSchema, rules: list[str], region: Region,
 
 def project_to_region(df: pd.DataFrame, region: Region, fallback: pd.DataFrame,
                       schema: TableSchema) -> pd.DataFrame:
-    """Move each row into the region: clip numeric bounds, set equalities."""
+    """Move each row into the region: a number on the wrong side of a bound takes the
+    exemplar's value when that lies inside the bound (exemplars come from inside the region),
+    else the bound itself; equalities are set. Clipping to the bound alone would pile rows up
+    on the region's edge, a spike no real column has."""
     out = df.copy()
     for cond in region.conditions:
         col = cond.column
@@ -123,13 +126,16 @@ def project_to_region(df: pd.DataFrame, region: Region, fallback: pd.DataFrame,
             out.loc[bad, col] = fallback.loc[bad, col].to_numpy()
         elif ctype in ("float", "int"):
             vals = pd.to_numeric(out[col], errors="coerce")
+            spare = pd.to_numeric(fallback[col], errors="coerce").set_axis(vals.index)
             v = float(cond.value)
             if cond.op == ">":
                 low = math.floor(v) + 1 if ctype == "int" else v + max(abs(v) * 1e-6, 1e-6)
-                vals = vals.where(vals.isna() | (vals > v), low)
+                edge = spare.where(spare > v, low)
+                vals = vals.where(vals.isna() | (vals > v), edge)
             else:
                 high = math.floor(v) if ctype == "int" else v
-                vals = vals.where(vals.isna() | (vals <= v), high)
+                edge = spare.where(spare <= v, high)
+                vals = vals.where(vals.isna() | (vals <= v), edge)
             out[col] = vals
     return out
 
@@ -149,22 +155,55 @@ def cast_to_schema(df: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
     return out
 
 
+def plausible_bounds(train: pd.DataFrame, schema: TableSchema, columns: list[str],
+                     quantile: float) -> dict[tuple[str, str], tuple[float, float]]:
+    """(class, column) -> the [q, 1 - q] quantiles of that class's real training values.
+
+    A small model often writes a number in the wrong position (a hormone level where the age
+    goes): it can still lie inside the column's range while no real row of the class comes near
+    it. Classes with fewer than 20 real values of a column get no bounds there: their
+    quantiles would be their extremes, which the column's range already covers.
+    """
+    bounds: dict[tuple[str, str], tuple[float, float]] = {}
+    if quantile <= 0:
+        return bounds
+    labels = train[schema.target].astype(str)
+    for name in columns:
+        if schema.column(name).type not in ("float", "int"):
+            continue
+        vals = pd.to_numeric(train[name], errors="coerce")
+        for label, v in vals.groupby(labels):
+            v = v.dropna()
+            if len(v) >= 20:
+                lo, hi = np.quantile(v.to_numpy(float), [quantile, 1 - quantile])
+                bounds[(str(label), name)] = (float(lo), float(hi))
+    return bounds
+
+
 def repair_ranges(df: pd.DataFrame, fallback: pd.DataFrame, schema: TableSchema,
-                  columns: list[str]) -> tuple[pd.DataFrame, int]:
-    """Replace each written number outside its column's range by the exemplar's value (a
-    small model often shifts a value into the wrong position); returns the count replaced."""
+                  columns: list[str], bounds: dict[tuple[str, str], tuple[float, float]]
+                  | None = None, label: str | None = None) -> tuple[pd.DataFrame, int]:
+    """Replace each written number outside its column's range, or outside the plausible
+    ``bounds`` of the rows' class ``label``, by the exemplar's value (a small model often
+    shifts a value into the wrong position); returns the count replaced."""
     out = df.copy()
     repaired = 0
+    bounds = bounds or {}
     for name in columns:
         c = schema.column(name)
-        if c.type not in ("float", "int") or (c.min is None and c.max is None):
+        if c.type not in ("float", "int"):
+            continue
+        lo, hi = bounds.get((str(label), name), (None, None))
+        lo = c.min if lo is None else (lo if c.min is None else max(lo, c.min))
+        hi = c.max if hi is None else (hi if c.max is None else min(hi, c.max))
+        if lo is None and hi is None:
             continue
         v = pd.to_numeric(out[name], errors="coerce")
         bad = pd.Series(False, index=out.index)
-        if c.min is not None:
-            bad |= (v < c.min).fillna(False)
-        if c.max is not None:
-            bad |= (v > c.max).fillna(False)
+        if lo is not None:
+            bad |= (v < lo).fillna(False)
+        if hi is not None:
+            bad |= (v > hi).fillna(False)
         if bad.any():
             out.loc[bad, name] = fallback.loc[bad, name].to_numpy()
             repaired += int(bad.sum())
@@ -189,6 +228,7 @@ def generate_batch(
     run_id: str,
     contrast_share: float = 0.0,
     repair: bool = False,
+    plausible_quantile: float = 0.0,
     iteration: int,
     seed: int,
 ) -> tuple[pd.DataFrame, dict]:
@@ -219,6 +259,8 @@ def generate_batch(
                     jobs.append((region.model_copy(update={"label": other,
                                                            "id": f"{region.id}-{other}"}), part,
                                  True))
+    bounds = (plausible_bounds(train, schema, schema.feature_names(), plausible_quantile)
+              if repair else {})
     frames = []
     for region, want, counter in jobs:
         columns = choose_columns(schema, region, ranked_columns, columns_per_row)
@@ -256,7 +298,7 @@ def generate_batch(
                 full[c] = gen[c] if c in gen.columns else None
             full = cast_to_schema(full, schema)
             if repair:
-                full, fixed = repair_ranges(full, base, schema, columns)
+                full, fixed = repair_ranges(full, base, schema, columns, bounds, region.label)
                 stats["cells_repaired"] += fixed
             full = project_to_region(full, region, base, schema)
             full[schema.target] = region.label
@@ -333,4 +375,5 @@ class LLMRowGenerator:
             columns_per_row=g.columns_per_row, ranked_columns=request.ranked_columns,
             run_id=request.run_id, iteration=request.iteration, seed=request.seed,
             contrast_share=g.contrast_share, repair=g.repair_out_of_range,
+            plausible_quantile=g.plausible_quantile,
         )

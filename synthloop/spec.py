@@ -157,6 +157,15 @@ class GeneratorSpec(_Section):
         description="Replace a written number outside its column's range by the exemplar's value "
         "(counted in the iteration's cells_repaired) instead of rejecting the row.",
     )
+    plausible_quantile: float = Field(
+        0.005,
+        ge=0,
+        le=0.2,
+        description="With repair_out_of_range, a written number outside the [q, 1-q] quantiles "
+        "of the real training values of its row's class is repaired too: a small model puts "
+        "values in the wrong column (an age of 2 for an adult patient) that the column's range "
+        "allows. 0: the column's range only.",
+    )
     noise: NoiseSpec = Field(default_factory=NoiseSpec)
 
     @field_validator("kind")

@@ -168,14 +168,16 @@ def out_of_range_reply(messages: list[BaseMessage], params: dict) -> str:
 
 def wrong_label_outside_region_reply(target: str, wrong_label: str) -> Script:
     """Rows as objects that carry ``target = wrong_label`` and break every numeric condition
-    of the requested region (while staying inside the columns' ranges)."""
+    of the requested region (while staying inside the columns' ranges); the other numbers are
+    the exemplars' values, jittered, so a row moved back into the region is no copy."""
     def script(messages: list[BaseMessage], params: dict) -> str:
         req = parse_generation_request(_user(messages))
         cols = {c.name: c for c in req.columns}
+        rng = _rng(params)
         rows = []
         for i in range(req.n):
             ex = req.exemplars[i % len(req.exemplars)]
-            row = dict(zip(cols, ex))
+            row = {name: _jitter(v, c, rng, 0.03) for (name, c), v in zip(cols.items(), ex)}
             for col, op, value in region_conditions(req.region or ""):
                 c = cols[col]
                 step = 0.05 * ((c.high - c.low) or 1.0)

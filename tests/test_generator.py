@@ -80,6 +80,9 @@ class TestEnforcement:
         assert (batch["diagnosis"] == "malignant").all()
         assert evaluate_region(RULE, batch).all()
         assert (batch["_sl_region"] == RULE).all()
+        # ... onto its exemplar's values, which lie inside, not onto the region's edge
+        for col in ("mean_radius", "worst_concave_points"):
+            assert batch[col].isin(set(train[col])).all()
 
     def test_request_tells_columns_class_region_and_exemplars(self, schema, train):
         model = scripted(jittered_rows_reply)
@@ -169,6 +172,53 @@ class TestEnforcement:
         assert sorted(labels) == ["benign", "malignant"]
         assert batch.groupby("diagnosis")["_sl_counterexample"].all().to_dict() == {
             "benign": True, "malignant": False}
+
+
+class TestPlausibleRange:
+    """A number the column's range allows but no real row of the class comes near (a value
+    written in the wrong position) is repaired from the exemplar."""
+
+    @staticmethod
+    def wrong_position_reply(messages, params):
+        # the exemplars' rows, with mean_area set to 150: inside the column's range (benign
+        # tumours go that low) but far below any malignant tumour in the data
+        req = parse_generation_request(messages[-1].content)
+        names = [c.name for c in req.columns]
+        rows = [list(req.exemplars[i % len(req.exemplars)]) for i in range(req.n)]
+        for r in rows:
+            r[names.index("mean_area")] = 150.0
+        return json.dumps({"rows": rows})
+
+    def test_a_value_outside_its_class_is_repaired(self, schema, train):
+        malignant = train.loc[train["diagnosis"] == "malignant", "mean_area"]
+        assert schema.column("mean_area").min <= 150 < malignant.min()
+
+        _, batch, stats = generate(scripted(self.wrong_position_reply), schema, train,
+                                   repair=True, plausible_quantile=0.005)
+
+        # every written 150 was replaced by a real malignant value
+        assert stats["cells_repaired"] == len(batch) == 8
+        assert batch["mean_area"].isin(set(malignant)).all()
+
+    def test_quantile_zero_keeps_the_column_range_only(self, schema, train):
+        _, batch, stats = generate(scripted(self.wrong_position_reply), schema, train,
+                                   repair=True, plausible_quantile=0.0)
+
+        assert stats["cells_repaired"] == 0
+        assert (batch["mean_area"] == 150.0).all()
+
+    def test_bounds_come_from_the_class_and_skip_small_classes(self, schema, train):
+        from synthloop.agents.generator import plausible_bounds
+
+        small = pd.concat([train[train["diagnosis"] == "benign"],
+                           train[train["diagnosis"] == "malignant"].head(10)])
+        bounds = plausible_bounds(small, schema, ["mean_area"], 0.01)
+
+        benign = small.loc[small["diagnosis"] == "benign", "mean_area"]
+        assert bounds[("benign", "mean_area")] == pytest.approx(
+            tuple(np.quantile(benign, [0.01, 0.99])))
+        # 10 malignant rows are too few for quantiles
+        assert set(bounds) == {("benign", "mean_area")}
 
 
 class TestProvenanceInTheLoop:
