@@ -319,10 +319,14 @@ def m_gaussian_copula(suite: Suite, split: BenchSplit, n: int, ctx: dict) -> Aug
 
 
 def m_provided(suite: Suite, split: BenchSplit, n: int, ctx: dict) -> Augmented:
+    """The suite's given synthetic rows; with a smaller budget (``--synthetic-rows``) a random
+    ``n`` of them per seed, so the published rows compete at the LLM methods' budget."""
     if suite.provided is None:
         raise SpecError(f"Suite '{suite.name}' has no provided synthetic rows.")
-    return Augmented(pd.concat([split.train, suite.provided[split.train.columns]],
-                               ignore_index=True))
+    rows = suite.provided
+    if n < len(rows):
+        rows = rows.sample(n, random_state=split.seed)
+    return Augmented(pd.concat([split.train, rows[split.train.columns]], ignore_index=True))
 
 
 def _loop(suite: Suite, split: BenchSplit, n: int, ctx: dict, feedback: bool) -> Augmented:

@@ -40,6 +40,22 @@ class TestSickProtocol:
         assert settings["methods"] == ["real_only", "provided"]
 
 
+    def test_provided_rows_take_the_budget_of_the_other_methods(self):
+        from synthloop.evals.bench import BenchSplit, m_provided, sick_suite
+
+        suite = sick_suite(BENCH_DATA)
+        train = next(suite.splits([0])).train
+
+        small = [m_provided(suite, BenchSplit(train, train, seed), 100, {}).train
+                 for seed in (0, 1)]
+        full = m_provided(suite, BenchSplit(train, train, 0), 1000, {}).train
+
+        # a random 100 of the 1,000 published rows per seed, and all of them at the default
+        assert [len(t) - len(train) for t in small] == [100, 100]
+        assert not small[0].iloc[len(train):].equals(small[1].iloc[len(train):])
+        assert len(full) - len(train) == 1000
+
+
 @needs_data
 class TestAdultProtocol:
     def test_headline_averages_the_models_and_reports_the_oracle(self, tmp_path):
