@@ -260,7 +260,9 @@ def bench(
     llm: str = typer.Option("embedded", help="LLM URI for open_loop and synthloop."),
     loop_rows: int = typer.Option(40, help="Rows per loop iteration for the LLM methods."),
     synthetic_rows: int | None = typer.Option(
-        None, help="Synthetic rows per method (default: the suite's, e.g. 1000 for sick)."),
+        None, help="Synthetic rows per method, the LLM methods and provided alike (default: "
+        "the suite's, e.g. 1000 for sick). Fewer than the provided rows: provided takes a "
+        "seeded random sample of them."),
     set_: list[str] = typer.Option(
         [], "--set", help="Override a key of the LLM methods' loop spec: --set generator.contrast_share=0.5"),
     variants: str | None = typer.Option(
