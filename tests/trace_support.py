@@ -30,7 +30,10 @@ def traced_spec(folder: Path):
                      # and then fail the accept check; with the class floor curation drops them
                      # and the rest of the batch is kept, which the fork tests rely on
                      curation={"max_violation_rate": 0.5, "per_region": False},
-                     blend={"synthetic_weight": 10})
+                     # iteration 2's kept rows move validation by a hair either way (how
+                     # far depends on the generator's projection into the region); a small
+                     # tolerance keeps that batch accepted, partly cut by the blend cap
+                     blend={"synthetic_weight": 10, "max_validation_drop": 0.01})
 
 
 def traced_model():
