@@ -193,9 +193,9 @@ def repair_ranges(df: pd.DataFrame, fallback: pd.DataFrame, schema: TableSchema,
         c = schema.column(name)
         if c.type not in ("float", "int"):
             continue
-        lo, hi = bounds.get((str(label), name), (None, None))
-        lo = c.min if lo is None else (lo if c.min is None else max(lo, c.min))
-        hi = c.max if hi is None else (hi if c.max is None else min(hi, c.max))
+        plo, phi = bounds.get((str(label), name), (None, None))
+        lo = max((b for b in (c.min, plo) if b is not None), default=None)
+        hi = min((b for b in (c.max, phi) if b is not None), default=None)
         if lo is None and hi is None:
             continue
         v = pd.to_numeric(out[name], errors="coerce")

@@ -34,17 +34,14 @@ from synthloop.errors import RunStoreError, SpecError
 from synthloop.graphs.context import LoopContext
 from synthloop.graphs.loop import build_graph
 from synthloop.inspect import find_run
-from synthloop.spec import LoopSpec, dump_spec, load_spec
+from synthloop.spec import LoopSpec, TextSpec, dump_spec, load_spec
 from synthloop.store import CHECKPOINT_FILE, FORK_FILE, SPEC_FILE, RunStore, new_run_id
 
 # what a fork may override: it acts on iterations after the fork point only
 FORKABLE_SECTIONS = ("budget", "generator", "analysis", "curation", "blend")
 FORKABLE_KEYS = ("llm", "metric.target")
 # the text loop's gates and prompts act on later batches; text.features (the model's input) not
-FORKABLE_KEYS += tuple(f"text.{k}" for k in (
-    "labels", "max_exemplar_chars", "min_words", "max_chars", "in_domain_similarity",
-    "near_copy_similarity", "max_ungrounded", "max_self_bleu", "max_mean_cosine",
-    "label_min_confidence", "llm_judge"))
+FORKABLE_KEYS += tuple(f"text.{k}" for k in TextSpec.model_fields if k != "features")
 # files every iteration relies on, made by the prepare node (the text loop's: its real texts
 # for the grounding gate; its Chroma collection and embedding cache are folders, see below)
 PREPARED = ("schema.json", "data/real_train.parquet", "data/real_validation.parquet",

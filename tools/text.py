@@ -19,7 +19,7 @@ import os
 import re
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -728,22 +728,22 @@ def grounding_check(
     R = np.asarray(real.embeddings, dtype=np.float32)
     S = G @ R.T if len(R) else np.full((n, 0), -1.0, dtype=np.float32)
     real_labels = np.asarray(real.labels, dtype=object)
+    # per text, its label's nearest TRAINING text: how similar (what grounds it) and which one
+    # (a copy below names what it copies instead)
     class_sim = np.full(n, -1.0)
-    for lab in set(labels):
-        cols = np.flatnonzero(real_labels == lab)
-        rows = [i for i, v in enumerate(labels) if v == lab]
-        if len(cols):
-            class_sim[rows] = S[np.ix_(rows, cols)].max(axis=1)
-    grounded = class_sim >= in_domain_min_similarity
-
-    nearest_sim = S.max(axis=1) if S.shape[1] else np.full(n, -1.0)
-    # the nearest TRAINING text of the text's label (what grounds it); a copy names what it copies
     nearest_id = [""] * n
     for lab in set(labels):
         cols = np.flatnonzero(real_labels == lab)
-        if len(cols):
-            for i in (i for i, v in enumerate(labels) if v == lab):
-                nearest_id[i] = real.ids[int(cols[S[i, cols].argmax()])]
+        if not len(cols):
+            continue
+        rows = [i for i, v in enumerate(labels) if v == lab]
+        sub = S[np.ix_(rows, cols)]
+        class_sim[rows] = sub.max(axis=1)
+        for i, j in zip(rows, sub.argmax(axis=1)):
+            nearest_id[i] = real.ids[int(cols[j])]
+    grounded = class_sim >= in_domain_min_similarity
+
+    nearest_sim = S.max(axis=1) if S.shape[1] else np.full(n, -1.0)
     norm_real, exact, shingles = real.copy_index
     near_copy = np.zeros(n, dtype=bool)
     reasons = [""] * n
@@ -763,10 +763,10 @@ def grounding_check(
     )
 
 
-def _shingles(normalised: str) -> set[tuple[str, ...]]:
-    """The runs of ``_MIN_COPY_WORDS`` consecutive words of a normalised text."""
+def _shingles(normalised: str) -> Iterator[tuple[str, ...]]:
+    """The runs of ``_MIN_COPY_WORDS`` consecutive words of a normalised text, in order."""
     w = normalised.split()
-    return {tuple(w[k:k + _MIN_COPY_WORDS]) for k in range(len(w) - _MIN_COPY_WORDS + 1)}
+    return (tuple(w[k:k + _MIN_COPY_WORDS]) for k in range(len(w) - _MIN_COPY_WORDS + 1))
 
 
 def _copy_of(g, i, S, nearest_sim, norm_real, exact, shingles, max_sim, min_ratio):
@@ -777,9 +777,7 @@ def _copy_of(g, i, S, nearest_sim, norm_real, exact, shingles, max_sim, min_rati
         return int(S[i].argmax()), f"cosine {nearest_sim[i]:.3f}"
     # a run of 8+ words found verbatim in a real text: a copied sentence with new words around
     # it, a part of a real text, or a real text inside a longer one
-    w = g.split()
-    for k in range(len(w) - _MIN_COPY_WORDS + 1):
-        gram = tuple(w[k:k + _MIN_COPY_WORDS])
+    for gram in _shingles(g):
         if gram in shingles:
             return shingles[gram], f"{_MIN_COPY_WORDS}+ words verbatim"
     for j in np.argsort(-S[i])[:5] if S.shape[1] else []:
