@@ -30,9 +30,10 @@ def analyser(ctx: LoopContext):
     return build("error_analyser", a.kind, ctx.registry.get("error_analyser", a.kind), a.params)
 
 
-def analyse_errors(ctx: LoopContext, rows: pd.DataFrame, proba: np.ndarray, threshold: float
-                   ) -> tuple[list[Region], dict]:
-    """Regions from the spec's error analyser, checked to be regions of these rows."""
+def analyse_errors(ctx: LoopContext, rows: pd.DataFrame, proba: np.ndarray, threshold: float,
+                   set_aside: frozenset[str] = frozenset()) -> tuple[list[Region], dict]:
+    """Regions from the spec's error analyser, checked to be regions of these rows; the best
+    ``analysis.max_regions`` of those whose rule is not in ``set_aside``."""
     kind = ctx.spec.analysis.kind
     regions, summary = analyser(ctx).analyse(rows, proba, ctx.schema, threshold=threshold,
                                              settings=ctx.spec.analysis, seed=ctx.spec.seed)
@@ -46,6 +47,7 @@ def analyse_errors(ctx: LoopContext, rows: pd.DataFrame, proba: np.ndarray, thre
     if bad:
         raise PluginError(f"Error analyser '{kind}' asks for class {bad[0]!r}, which is not a "
                           f"class of {ctx.schema.target} ({', '.join(ctx.schema.classes)}).")
+    regions = [r for r in regions if r.rule not in set_aside]
     return regions[: ctx.spec.analysis.max_regions], dict(summary)
 
 

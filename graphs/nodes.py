@@ -180,13 +180,18 @@ def analyse(state: LoopState, ctx: LoopContext) -> dict:
     y_pos = rows[schema.target].astype(str).to_numpy() == schema.positive_class
     thr = analysis_threshold(proba[:, pos], y_pos, spec.metric.threshold,
                              getattr(loop_metric(ctx), "needs_threshold", False))
-    regions, summary = analyse_errors(ctx, rows, proba, thr)
+    set_aside = (refused_since_accepted(state.get("iterations", []))
+                 if spec.analysis.feedback and spec.analysis.set_aside_refused else frozenset())
+    regions, summary = analyse_errors(ctx, rows, proba, thr, set_aside)
+    if set_aside:
+        summary["set_aside"] = sorted(set_aside)
     floors = confidence_floors(tr[schema.target].astype(str).to_numpy(), oof, schema.classes,
                                spec.curation.confidence_percentile)
     region_floors = (region_confidence_floors(tr, oof, schema, [r.rule for r in regions],
                                               spec.curation.confidence_percentile)
                      if spec.curation.per_region else {})
-    if not spec.analysis.feedback:  # the open loop: the whole class, whatever the errors
+    # the open loop, or every region set aside: the whole class, whatever the errors
+    if not spec.analysis.feedback or (set_aside and not regions):
         n_pos = int(y_pos.sum())
         regions = [Region(id="r1", rule="True", conditions=[], label=schema.positive_class,
                           support=len(rows), errors=n_pos, error_rate=1.0, positives=n_pos,
@@ -196,6 +201,16 @@ def analyse(state: LoopState, ctx: LoopContext) -> dict:
                          {"summary": summary, "regions": [r.model_dump() for r in regions]})
     return {"regions": [r.model_dump() for r in regions], "analysis": summary,
             "confidence_floors": floors, "region_floors": region_floors}
+
+
+def refused_since_accepted(history: list[dict]) -> frozenset[str]:
+    """The region rules that batches refused since the last accepted one were written for."""
+    rules: set[str] = set()
+    for record in reversed(history):
+        if record.get("accepted"):
+            break
+        rules.update(record.get("focus_regions") or [])
+    return frozenset(rules)
 
 
 def decide(state: LoopState, ctx: LoopContext) -> dict:

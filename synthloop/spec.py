@@ -184,6 +184,12 @@ class AnalysisSpec(_Section):
         "class that matters are generated from the whole training split (a baseline).",
     )
     max_regions: int = Field(3, ge=1, le=20)
+    set_aside_refused: bool = Field(
+        True,
+        description="A region whose batch was refused is not targeted again until a batch is "
+        "accepted (the model is unchanged, so the analysis would name it again); when every "
+        "region is set aside, rows are written for the whole class, as in the open loop.",
+    )
     max_depth: int = Field(3, ge=1, le=6)
     min_support: int = Field(8, ge=1)
     low_confidence_margin: float = Field(

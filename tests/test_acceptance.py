@@ -3,9 +3,13 @@ not drop; a rejected batch leaves no row in runs/<id>/data/synthetic.parquet."""
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
 from synthloop.graphs.context import SYNTHETIC
+from synthloop.graphs.nodes import refused_since_accepted
+from synthloop.inspect import show_run
 from tests.fakes import (
     by_revision,
     jittered_rows_reply,
@@ -163,6 +167,62 @@ class TestMetricDrop:
                                         f"error ({second['tolerance']:.4f})")
         else:
             assert second["reason"].startswith("validation dropped from")
+
+
+class TestSetAsideRefusedRegions:
+    """A region whose batch was refused is not targeted again while the model is unchanged."""
+
+    @staticmethod
+    def harmful_run(spec_dict, cancer_df, tmp_path, run_id, **analysis):
+        # every batch is benign rows labelled malignant, heavily weighted: each one is refused
+        benign = cancer_df[cancer_df.diagnosis == "benign"]
+        spec = make_spec(spec_dict, budget={"max_iterations": 3},
+                         curation={"confidence_percentile": 0}, blend={"synthetic_weight": 10},
+                         generator={"contrast_share": 0}, analysis=analysis)
+        model = scripted(loop_script(generate=rows_from_frame_reply(benign)))
+        return run(spec, tmp_path, model, run_id=run_id)
+
+    def test_the_next_batches_target_other_regions_then_the_whole_class(self, spec_dict,
+                                                                         cancer_df, tmp_path):
+        summary = self.harmful_run(spec_dict, cancer_df, tmp_path, "aside")
+
+        # Assert: every batch refused, and no rule is targeted twice
+        its = summary["iterations"]
+        assert [r["accepted"] for r in its] == [False, False, False]
+        focus = [r["focus_regions"] for r in its]
+        assert all(focus)
+        assert not set(focus[0]) & set(focus[1])
+        assert not (set(focus[0]) | set(focus[1])) & set(focus[2]) or focus[2] == ["True"]
+        # the analysis after each refusal says what it set aside
+        for k in (1, 2):
+            doc = json.loads((tmp_path / "aside" / f"analysis/iter_{k:03d}.json").read_text())
+            assert doc["summary"]["set_aside"] == sorted(set().union(*focus[:k]))
+            assert not {r["rule"] for r in doc["regions"]} & set(doc["summary"]["set_aside"]) \
+                or [r["rule"] for r in doc["regions"]] == ["True"]
+        # and the trace shows it
+        shown = show_run("aside", tmp_path)
+        assert shown["set_aside"][1] == sorted(focus[0])
+
+    def test_switched_off_the_same_region_is_targeted_again(self, spec_dict, cancer_df, tmp_path):
+        summary = self.harmful_run(spec_dict, cancer_df, tmp_path, "again",
+                                   set_aside_refused=False)
+
+        its = summary["iterations"]
+        assert [r["accepted"] for r in its] == [False, False, False]
+        assert its[0]["focus_regions"] == its[1]["focus_regions"] == its[2]["focus_regions"]
+        doc = json.loads((tmp_path / "again" / "analysis/iter_001.json").read_text())
+        assert "set_aside" not in doc["summary"]
+
+    def test_only_refusals_since_the_last_accepted_batch_count(self):
+        history = [
+            {"accepted": False, "focus_regions": ["a > 1"]},
+            {"accepted": True, "focus_regions": ["b > 1"]},
+            {"accepted": False, "focus_regions": ["c > 1", "d > 1"]},
+            {"accepted": False, "focus_regions": ["e > 1"]},
+        ]
+        assert refused_since_accepted(history) == {"c > 1", "d > 1", "e > 1"}
+        assert refused_since_accepted(history[:2]) == frozenset()
+        assert refused_since_accepted([]) == frozenset()
 
 
 class TestBlendCapInTheLoop:
