@@ -74,6 +74,27 @@ class TestAdultProtocol:
             (tmp_path / "results.md").read_text()
 
 
+    def test_the_mean_of_models_counts_the_methods_own_seconds_once(self, tmp_path,
+                                                                      monkeypatch):
+        import time
+
+        from synthloop.evals import bench
+
+        def slow(suite, split, n, ctx):  # 2 s of data preparation, then the real rows
+            time.sleep(2.0)
+            return bench.Augmented(split.train)
+
+        monkeypatch.setitem(bench.METHODS, "slow", slow)
+        res = run_bench("adult-lowdata", BENCH_DATA, tmp_path, seeds=1, methods=["slow"],
+                        variants=["n=20"])
+
+        secs = res[(res.method == "slow") & (res.metric == "roc_auc")].set_index("model")["seconds"]
+        per_model = secs.drop("mean of models")
+        assert (per_model >= 2.0).all()  # each model's row: the preparation plus its fit
+        # preparation once plus the three fits: under two preparations, not over three
+        assert 2.0 <= secs["mean of models"] < 4.0 < per_model.sum()
+
+
 class TestBadInput:
     def test_unknown_suite_and_method_are_one_clear_error(self, tmp_path):
         with pytest.raises(SpecError, match="Unknown suite 'nope'; suites are: sick"):
