@@ -153,7 +153,7 @@ def show_cmd(
         who = "the baseline model" if k == 0 else f"the model after iteration {k}"
         then = f"; motivated iteration {k + 1}" if k + 1 in ran else ""
         out.print(f"analysis/iter_{k:03d}.json: errors of {who}{then}: {len(regions)} region(s)")
-        for rule in d.get("set_aside", {}).get(k, []):
+        for rule in d["set_aside"].get(k, []):
             out.print(f"  set aside, its batch was refused: {escape(rule)}")
         for r in regions:
             rec = "n/a" if r.get("recall") is None else f"{r['recall']:.2f}"

@@ -359,8 +359,8 @@ def show_run(run_id: str, runs_dir: str | Path = "runs", *, iteration: int | Non
         "finished_iterations": done,
         "regions": {k: found[k].get("regions", []) for k in wanted if k in found},
         # rules left out because batches written for them were refused (analysis.set_aside_refused)
-        "set_aside": {k: found[k]["summary"]["set_aside"] for k in wanted
-                      if k in found and found[k].get("summary", {}).get("set_aside")},
+        "set_aside": {k: rules for k in wanted
+                      if (rules := found.get(k, {}).get("summary", {}).get("set_aside"))},
         "prompts": [{k2: v.get(k2) for k2 in ("file", "version", "iteration", "author", "sha256")}
                     for v in versions],
         "prompt_diffs": diffs,
