@@ -23,6 +23,7 @@ VALIDATION = "data/real_validation.parquet"
 HOLDOUT = "data/real_holdout.parquet"
 SCHEMA = "schema.json"
 LEAKAGE = "data/leakage_index.joblib"
+CONSISTENCY = "data/consistency_model.joblib"
 SYNTHETIC = "data/synthetic.parquet"
 # the text loop
 REAL_TEXTS = "data/real_texts.joblib"  # real texts and embeddings for the grounding gate

@@ -26,6 +26,7 @@ from synthloop.graphs.components import (
     loop_metric,
 )
 from synthloop.graphs.context import (
+    CONSISTENCY,
     HOLDOUT,
     LEAKAGE,
     SCHEMA,
@@ -36,6 +37,7 @@ from synthloop.graphs.context import (
 )
 from synthloop.graphs.state import LoopState
 from synthloop.store import frame_sha256
+from synthloop.tools.consistency import ConsistencyModel
 from synthloop.tools.constraints import check_columns, parse_rule
 from synthloop.tools.curation import (
     blend_cap,
@@ -126,6 +128,10 @@ def prepare(state: LoopState, ctx: LoopContext) -> dict:
     real_features = pd.concat([train[cols], val[cols], holdout[cols]], ignore_index=True)
     ctx.store.write_model(LEAKAGE, LeakageIndex(space, real_features))
     ranked = _rank_columns(train, schema, spec.seed)
+    consistency = ConsistencyModel(spec.curation.consistency_quantile, spec.seed).fit(
+        train, schema, ranked)
+    ctx.store.write_model(CONSISTENCY, consistency)
+    ctx.store.write_json("data/consistency.json", consistency.describe())
     prompt = PromptVersion(
         id=f"{spec.name}-gen", version=1, model=ctx.client.model_id if ctx.client else "none",
         temperature=spec.generator.temperature, text=INITIAL_INSTRUCTION,
@@ -331,18 +337,26 @@ def curate_node(state: LoopState, ctx: LoopContext) -> dict:
     if valid.empty or info.get("blocked"):
         info["curated"] = ctx.store.write_frame(batch_path(k, "curated"), valid)
         info["rejected"] = ctx.store.write_frame(batch_path(k, "rejected"), invalid)
-        info["checks"] = {**info["checks"], "low_confidence": 0}
+        info["checks"] = {**info["checks"], "inconsistent": 0, "low_confidence": 0}
         return {"batch": info}
+    # a run started before the consistency check has no model of it
+    inconsistent, column = (ctx.store.read_model(CONSISTENCY).check(valid)
+                            if ctx.store.exists(CONSISTENCY) else
+                            (np.zeros(len(valid), bool), [None] * len(valid)))
     model = ctx.store.read_model(state["current_model"])
     keep, conf = curate(valid, model.predict_proba(valid), ctx.schema, state["confidence_floors"],
                         state.get("region_floors"))
     curated = valid.assign(_sl_confidence=np.round(conf, 6))
-    dropped = curated.loc[~keep].assign(_sl_reject="low confidence in its label")
+    reason = np.where(inconsistent, [f"inconsistent with its other columns: {c}" for c in column],
+                      np.where(keep, "", "low confidence in its label"))
+    keep &= ~inconsistent
+    dropped = curated.loc[~keep].assign(_sl_reject=reason[~keep])
     # written from the validation rejects each time, so a re-run after a crash never appends
     rejected = pd.concat([invalid, dropped], ignore_index=True)
     info["rejected"] = ctx.store.write_frame(batch_path(k, "rejected"), rejected)
     info["curated"] = ctx.store.write_frame(batch_path(k, "curated"), curated.loc[keep])
-    info["checks"] = {**info["checks"], "low_confidence": int((~keep).sum())}
+    info["checks"] = {**info["checks"], "inconsistent": int(inconsistent.sum()),
+                      "low_confidence": int((~keep & ~inconsistent).sum())}
     if not keep.any():
         info["blocked"] = "curation removed every row"
     return {"batch": info}

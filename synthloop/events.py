@@ -32,7 +32,8 @@ def node_rows(node: str, update: dict[str, Any]) -> dict[str, int]:
         bad = _invalid(checks)
         return {"valid": int(checks.get("generated", 0)) - bad, "invalid": bad}
     if node == "curate" and checks:
-        return {"low_confidence": int(checks.get("low_confidence", 0))}
+        return {"inconsistent": int(checks.get("inconsistent", 0)),
+                "low_confidence": int(checks.get("low_confidence", 0))}
     if node == "blend" and checks:
         return {"over_cap": int(checks.get("over_cap", 0))}
     if node == "accept" and update.get("iterations"):
@@ -76,7 +77,8 @@ def node_message(node: str, update: dict[str, Any]) -> str:
         return (f"label accuracy {_num(checks['label_accuracy'])}, "
                 f"{checks.get('label_removed', 0)} removed")
     if node == "curate" and "low_confidence" in checks:
-        return f"{checks['low_confidence']} row(s) dropped for low confidence in their label"
+        return (f"{checks.get('inconsistent', 0)} row(s) dropped as inconsistent with their "
+                f"other columns, {checks['low_confidence']} for low confidence in their label")
     if node == "blend" and "over_cap" in checks:
         return f"{checks['over_cap']} row(s) over the synthetic-share cap or the class balance"
     if node == "accept" and update.get("iterations"):

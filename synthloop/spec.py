@@ -216,6 +216,16 @@ class CurationSpec(_Section):
         description="Drop synthetic rows the model finds less plausible for their label than "
         "this percentile of real training rows of that label (CLLM-style curation). 0 disables.",
     )
+    consistency_quantile: float = Field(
+        0.99,
+        ge=0,
+        lt=1,
+        description="Drop a synthetic row when one of its numbers lies further from what its "
+        "other columns and label predict (a small regression fitted on real training rows) than "
+        "this quantile of the real rows' out-of-fold errors: a small model mixes the cells of "
+        "different exemplars into rows no real record resembles. Needs 100+ real training rows. "
+        "0 disables.",
+    )
     per_region: bool = Field(
         True,
         description="Hold a row written for an error region to the real rows of its label "

@@ -112,6 +112,8 @@ class TestRowFates:
             checks = record["checks"]
             assert (rejected["_sl_reason"] == "low confidence in its label").sum() == \
                 checks.get("low_confidence", 0)
+            assert rejected["_sl_reason"].str.startswith(
+                "inconsistent with its other columns: ").sum() == checks.get("inconsistent", 0)
             assert (rejected["_sl_stage"] == "blend").sum() == checks.get("over_cap", 0)
             assert (rejected["_sl_reason"] == "range").sum() == checks["range"]
 
