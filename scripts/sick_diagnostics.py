@@ -1,0 +1,93 @@
+"""Why the loop's rows fall short of EPIC's on sick: the measurements behind the README's
+"Why the gap on sick" paragraph, reproducible.
+
+    .venv/bin/python scripts/sick_diagnostics.py ../shared/bench-data [RUN_DIR]
+
+RUN_DIR is a finished loop run on the sick training split (e.g. one under a `synthloop bench
+sick` output's runs/ folder); with it, its kept rows are compared with copies of the real
+exemplars they were written from, and their FTI = TT4 / T4U relation is measured.
+Every figure is F1 of class `sick` ×100 on the real test split, the suite's models.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from synthloop.evals.bench import fit_and_score, sick_suite
+
+MODELS = ("gradient_boosting", "lightgbm")
+
+
+def main(data_dir: str, run_dir: str | None = None) -> None:
+    suite = sick_suite(Path(data_dir))
+    split = next(suite.splits([0]))
+    train, test, epic = split.train, split.test, suite.provided
+    sick = train["Class"] == "sick"
+
+    def f1(extra: pd.DataFrame, seed: int = 0) -> np.ndarray:
+        both = pd.concat([train, extra[train.columns]], ignore_index=True)
+        return np.array([fit_and_score(suite, m, seed, both, None, test)["f1"] * 100
+                         for m in MODELS])
+
+    def line(name: str, scores) -> None:
+        scores = np.atleast_2d(scores)
+        cells = [f"{m:.2f}" + (f" ± {s:.2f}" if len(scores) > 1 else "")
+                 for m, s in zip(scores.mean(0), scores.std(0))]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+    print("| training set | GradientBoosting | LightGBM |\n|---|---|---|")
+    line("real only", f1(epic.iloc[:0]))
+    line("+ EPIC, all 1,000", f1(epic))
+    line("+ EPIC's 504 sick rows only", f1(epic[epic.Class == "sick"]))
+    line("+ EPIC's 496 negative rows only", f1(epic[epic.Class != "sick"]))
+    rng = np.random.default_rng(0)
+    mixed = epic.copy()
+    for c in mixed.columns.drop("Class"):
+        for _, idx in mixed.groupby("Class").groups.items():
+            mixed.loc[idx, c] = rng.permutation(mixed.loc[idx, c].to_numpy())
+    line("+ EPIC, each column shuffled within its class", f1(mixed))
+    for n in (160, 324, 1000):
+        line(f"+ {n} real training rows resampled, half sick (5 draws)",
+             [f1(pd.concat([train[sick].sample(n // 2, replace=True, random_state=b),
+                            train[~sick].sample(n // 2, replace=True, random_state=b)]))
+              for b in range(5)])
+
+    def ratio(df: pd.DataFrame) -> pd.Series:
+        return df["FTI"] / (df["TT4"] / df["T4U"])
+
+    real = ratio(train)
+    lo, hi = real.quantile([0.01, 0.99])
+    key = train.drop(columns="Class").round(3).astype(str).agg("|".join, axis=1)
+    epic_key = epic.drop(columns="Class")[train.columns.drop("Class")].round(3).astype(str) \
+        .agg("|".join, axis=1)
+    test_key = test.drop(columns="Class").round(3).astype(str).agg("|".join, axis=1)
+    print(f"\nEPIC rows equal to a real training row: {int(epic_key.isin(set(key)).sum())} of "
+          f"{len(epic)}; to a test row: {int(epic_key.isin(set(test_key)).sum())}")
+    print(f"FTI / (TT4 / T4U) of real training rows, 1st-99th percentile: {lo:.3f}-{hi:.3f}; "
+          f"EPIC rows outside it: {((ratio(epic) < lo) | (ratio(epic) > hi)).mean():.1%}")
+
+    if run_dir:
+        data = Path(run_dir) / "data"
+        rows = pd.read_parquet(data / "synthetic.parquet")
+        loop_train = pd.read_parquet(data / "real_train.parquet")
+        print(f"\nrun {run_dir}: {len(rows)} kept rows "
+              f"{rows['Class'].value_counts().to_dict()}; outside that range: "
+              f"{((ratio(rows) < lo) | (ratio(rows) > hi)).mean():.1%}\n")
+        print("| training set | GradientBoosting | LightGBM |\n|---|---|---|")
+        line("+ the loop's kept rows", f1(rows))
+        copies = []
+        for b in range(5):  # each row replaced by one of the real exemplars it was shown
+            pick = np.random.default_rng(b)
+            idx = [int(pick.choice(e.split(",")).split(":")[1]) for e in rows["_sl_exemplars"]]
+            copies.append(f1(loop_train.loc[idx]))
+        line("+ a copy of one of each row's exemplars instead (5 draws)", copies)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit("usage: scripts/sick_diagnostics.py BENCH_DATA_DIR [RUN_DIR]")
+    main(*sys.argv[1:3])
