@@ -5,14 +5,15 @@ patient, its T4U from another and its FTI from a third, where real rows have FTI
 Every value lies in a plausible range and the row sits in its region, so the schema, range and
 region checks pass it; yet such chimeras teach the model relations no real row has. On the
 sick benchmark a quarter of the loop's kept rows broke that one relation (3% of GPT-3.5's
-rows), and dropping them raised GradientBoosting's F1 on the test split.
+rows).
 
-For each numeric column, a small gradient-boosted regression predicts it from the row's other
-columns and its label, fitted on real training rows. Its out-of-fold absolute errors on those
-rows give the bound: the ``quantile`` of them. A synthetic row whose value is further from the
-prediction than the bound, in any column, is inconsistent; the column that breaks its bound
-most is named. No knowledge of the domain is needed: the relations are whatever the real rows
-hold.
+For up to ``max_columns`` numeric columns (the most informative first), a regression predicts
+the column from the row's other columns and its label, fitted on real training rows: a small
+LightGBM or a ridge, whichever has the smaller out-of-fold errors. A row's score is its largest
+error, each column's scaled by that column's ``quantile`` of real out-of-fold errors; the bound
+is the ``quantile`` of the real rows' scores, so about ``1 - quantile`` of real rows would fail
+however many columns are checked. The column furthest past the bound is named. No knowledge of
+the domain is needed: the relations are whatever the real rows hold.
 """
 
 from __future__ import annotations
@@ -66,11 +67,8 @@ def _out_of_fold(make, X: pd.DataFrame, y: np.ndarray, folds: int, seed: int) ->
 
 
 class ConsistencyModel:
-    """Per checked numeric column, a regression on the other columns and the label; a row's
-    score is its largest error over the checked columns, each scaled by that column's
-    ``quantile`` of real out-of-fold errors, and the bound is the ``quantile`` of the real rows'
-    scores, so about ``1 - quantile`` of real rows would fail however many columns are checked.
-    ``skipped`` says why no column is checked, if none is."""
+    """The check the module describes, fitted on real training rows. ``skipped`` says why no
+    column is checked, if none is."""
 
     def __init__(self, quantile: float = 0.99, seed: int = 0, folds: int = 3,
                  max_columns: int = 8, min_rows: int = 100, min_distinct: int = 10):
@@ -84,9 +82,9 @@ class ConsistencyModel:
         self.bound_ = np.inf
         self.skipped: str | None = None
 
-    def _frame(self, df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    def _frame(self, df: pd.DataFrame) -> pd.DataFrame:
         X = pd.DataFrame(index=df.index)
-        for name in columns:
+        for name in self.features_:
             c = self.schema_.column(name)
             if c.type in ("float", "int"):
                 X[name] = pd.to_numeric(df[name], errors="coerce").astype(float)
@@ -116,7 +114,7 @@ class ConsistencyModel:
             return self
         self.features_ = [c.name for c in schema.columns if c.type in ("float", "int", "bool")
                           or (c.type == "category" and c.categories)]
-        X = self._frame(train, self.features_)
+        X = self._frame(train)
         order = [c for c in (ranked or []) if c in self.features_] + self.features_
         checked = [c for c in dict.fromkeys(order) if schema.column(c).type in ("float", "int")
                    and X[c].notna().sum() >= self.min_rows
@@ -149,7 +147,7 @@ class ConsistencyModel:
         which: list[str | None] = [None] * len(df)
         if not self.models_ or df.empty:
             return np.zeros(len(df), bool), which
-        X = self._frame(df, self.features_)
+        X = self._frame(df)
         worst = np.zeros(len(df))
         for col, (model, scale) in self.models_.items():
             err = np.abs(X[col].to_numpy(float) - model.predict(X.drop(columns=[col])))
