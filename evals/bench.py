@@ -232,17 +232,53 @@ class Augmented:
     train: pd.DataFrame
     weights: np.ndarray | None = None
     tokens: int = 0
+    detail: str = ""  # what the method chose, e.g. a tuned class weight; shown and recorded
 
 
 def m_real_only(suite: Suite, split: BenchSplit, n: int, ctx: dict) -> Augmented:
     return Augmented(split.train)
 
 
+# the positive class's weight candidates for class_weight_tuned; "balanced" is class_weight's
+CLASS_WEIGHT_GRID: tuple[float | str, ...] = (1.0, 1.5, 2.0, 3.0, 5.0, "balanced")
+
+
+def _positive_weights(y: pd.Series, positive: str, w: float | str) -> np.ndarray:
+    if w == "balanced":
+        freq = y.value_counts()
+        return y.map(lambda c: len(y) / (len(freq) * freq[c])).to_numpy(float)
+    return np.where(y.str.strip() == positive, float(w), 1.0)
+
+
 def m_class_weight(suite: Suite, split: BenchSplit, n: int, ctx: dict) -> Augmented:
     y = split.train[suite.target].astype(str)
-    freq = y.value_counts()
-    w = y.map(lambda c: len(y) / (len(freq) * freq[c])).to_numpy(float)
-    return Augmented(split.train, w)
+    return Augmented(split.train, _positive_weights(y, suite.positive, "balanced"))
+
+
+def m_class_weight_tuned(suite: Suite, split: BenchSplit, n: int, ctx: dict) -> Augmented:
+    """The positive class's weight a careful data scientist would tune: the one of
+    CLASS_WEIGHT_GRID with the best primary metric in 3-fold stratified cross-validation on
+    the training split (mean over the suite's models), never looking at the test split."""
+    from sklearn.model_selection import StratifiedKFold
+
+    train = split.train.reset_index(drop=True)
+    y = train[suite.target].astype(str)
+    folds = max(2, min(3, int(y.value_counts().min())))
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=split.seed)
+    scores: dict[float | str, float] = {}
+    for w in CLASS_WEIGHT_GRID:
+        weights = _positive_weights(y, suite.positive, w)
+        fold_scores = []
+        for fit_idx, val_idx in cv.split(train, y):
+            for model in suite.models:
+                fold_scores.append(fit_and_score(
+                    suite, model, split.seed, train.iloc[fit_idx], weights[fit_idx],
+                    train.iloc[val_idx])[suite.primary])
+        scores[w] = float(np.nanmean(fold_scores))
+    best = max(CLASS_WEIGHT_GRID, key=lambda w: scores[w])  # ties: the first, the smallest
+    detail = (f"{suite.positive} weight {best} (cv {suite.primary} "
+              + ", ".join(f"{w}: {v:.3f}" for w, v in scores.items()) + ")")
+    return Augmented(train, _positive_weights(y, suite.positive, best), detail=detail)
 
 
 def _impute(df: pd.DataFrame, target: str) -> pd.DataFrame:
@@ -371,12 +407,13 @@ def m_synthloop(suite, split, n, ctx) -> Augmented:
 
 
 METHODS: dict[str, Callable[..., Augmented]] = {
-    "real_only": m_real_only, "class_weight": m_class_weight, "smote": m_smote,
+    "real_only": m_real_only, "class_weight": m_class_weight,
+    "class_weight_tuned": m_class_weight_tuned, "smote": m_smote,
     "gaussian_copula": m_gaussian_copula, "open_loop": m_open_loop, "synthloop": m_synthloop,
     "provided": m_provided,
 }
-DEFAULT_METHODS = ["real_only", "class_weight", "smote", "gaussian_copula", "provided",
-                   "open_loop", "synthloop"]
+DEFAULT_METHODS = ["real_only", "class_weight", "class_weight_tuned", "smote",
+                   "gaussian_copula", "provided", "open_loop", "synthloop"]
 
 
 # -- the harness --------------------------------------------------------------------------
@@ -397,6 +434,7 @@ def run_bench(suite_name: str, data_dir: Path, out_dir: Path, seeds: int = 5,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     raw: list[dict] = []
+    details: list[dict] = []  # what each method chose per seed, e.g. a tuned class weight
     for split in suite.splits(list(range(seeds))):
         if variants and split.variant not in variants:
             continue
@@ -411,6 +449,9 @@ def run_bench(suite_name: str, data_dir: Path, out_dir: Path, seeds: int = 5,
                 aug = METHODS[method](suite, split,
                                       int(ctx.get("synthetic_rows") or suite.synthetic_rows), ctx)
             gen_seconds = time.perf_counter() - start
+            if aug.detail:
+                details.append({"variant": split.variant, "seed": split.seed, "method": method,
+                                "detail": aug.detail})
             for model in suite.models:
                 t0 = time.perf_counter()
                 scores = fit_and_score(suite, model, split.seed, aug.train, aug.weights,
@@ -425,7 +466,8 @@ def run_bench(suite_name: str, data_dir: Path, out_dir: Path, seeds: int = 5,
             pd.DataFrame(raw).to_csv(out_dir / "raw.csv", index=False)
             if progress:
                 progress(f"{suite.name} {split.variant} seed {split.seed}: {method} "
-                         f"({time.perf_counter() - start:.1f}s)")
+                         f"({time.perf_counter() - start:.1f}s)"
+                         + (f": {aug.detail}" if aug.detail else ""))
     if not raw:
         raise SpecError(f"No split of suite '{suite.name}' matches --variants {variants}; "
                         "adult-lowdata has n=20 and n=50, the other suites none.")
@@ -455,7 +497,7 @@ def run_bench(suite_name: str, data_dir: Path, out_dir: Path, seeds: int = 5,
                 "synthetic_rows": int(ctx.get("synthetic_rows") or suite.synthetic_rows),
                 "llm": ctx.get("llm", "embedded"),
                 "loop_rows_per_iteration": int(ctx.get("loop_rows_per_iteration", 40)),
-                "loop_overrides": suite.loop_overrides_with(ctx)}
+                "loop_overrides": suite.loop_overrides_with(ctx), "method_details": details}
     (out_dir / "bench.json").write_text(json.dumps(settings, indent=2, default=str) + "\n")
     return res
 

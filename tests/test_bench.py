@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from synthloop.errors import SpecError
@@ -105,3 +107,66 @@ class TestBadInput:
             with pytest.raises(SpecError, match="No split of suite 'sick' matches"):
                 run_bench("sick", BENCH_DATA, tmp_path, seeds=1, methods=["real_only"],
                           variants=["n=7"])
+
+
+def _toy_suite(data_dir=None):
+    """An imbalanced two-class suite from scikit-learn's generator: no bench-data needed."""
+    from sklearn.datasets import make_classification
+
+    from synthloop.evals import bench
+
+    X, y = make_classification(n_samples=600, n_features=5, n_informative=3, weights=[0.9],
+                               flip_y=0.05, random_state=0)
+    df = pd.DataFrame(X, columns=[f"x{i}" for i in range(5)])
+    df["label"] = np.where(y == 1, "yes", "no")
+    train, test = df.iloc[:400].reset_index(drop=True), df.iloc[400:].reset_index(drop=True)
+
+    def splitter(seeds):
+        for s in seeds:
+            yield bench.BenchSplit(train.copy(), test.copy(), s)
+
+    return bench.Suite(name="toy", target="label", positive="yes", metrics=["f1", "roc_auc"],
+                       primary="f1", models={"lightgbm": bench._lgbm}, splitter=splitter)
+
+
+class TestClassWeightTuned:
+    def test_it_keeps_the_weight_with_the_best_cross_validated_metric(self, monkeypatch):
+        from synthloop.evals import bench
+
+        suite = _toy_suite()
+        split = next(suite.splits([0]))
+        seen = []
+
+        def fake_fit_and_score(suite, model, seed, train, weights, test):
+            seen.append(test.index)
+            w = float(weights[(train["label"] == "yes").to_numpy()].mean())
+            return {"f1": -(w - 3.0) ** 2, "roc_auc": 0.5}  # best at a weight of 3
+
+        monkeypatch.setattr(bench, "fit_and_score", fake_fit_and_score)
+        aug = bench.m_class_weight_tuned(suite, split, 0, {})
+
+        yes = (aug.train["label"] == "yes").to_numpy()
+        assert set(aug.weights[yes]) == {3.0} and set(aug.weights[~yes]) == {1.0}
+        assert aug.detail.startswith("yes weight 3.0 (cv f1 1.0: -4.000")
+        # every candidate on every fold, scored on training rows only: the test split unseen
+        assert len(seen) == len(bench.CLASS_WEIGHT_GRID) * 3
+        assert all(idx.isin(split.train.index).all() for idx in seen)
+        assert all(len(idx) < len(split.train) for idx in seen)
+
+    def test_the_bench_records_the_weight_it_chose_per_seed(self, tmp_path, monkeypatch):
+        from synthloop.evals import bench
+
+        monkeypatch.setitem(bench.SUITES, "toy", _toy_suite)
+        lines = []
+        res = run_bench("toy", tmp_path, tmp_path / "out", seeds=2,
+                        methods=["real_only", "class_weight_tuned"], progress=lines.append)
+
+        details = json.loads((tmp_path / "out" / "bench.json").read_text())["method_details"]
+        assert [(d["seed"], d["method"]) for d in details] == [(0, "class_weight_tuned"),
+                                                               (1, "class_weight_tuned")]
+        chosen = [d["detail"].split(" (")[0] for d in details]
+        assert all(c.split("weight ")[1] in {str(w) for w in bench.CLASS_WEIGHT_GRID}
+                   for c in chosen)
+        assert any("class_weight_tuned" in line and "yes weight" in line for line in lines)
+        f1 = res[(res.metric == "f1")].set_index("method")["mean"]
+        assert set(f1.index) == {"real_only", "class_weight_tuned"}
