@@ -265,9 +265,9 @@ def m_class_weight_tuned(suite: Suite, split: BenchSplit, n: int, ctx: dict) -> 
     y = train[suite.target].astype(str)
     folds = max(2, min(3, int(y.value_counts().min())))
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=split.seed)
+    weights_of = {w: _positive_weights(y, suite.positive, w) for w in CLASS_WEIGHT_GRID}
     scores: dict[float | str, float] = {}
-    for w in CLASS_WEIGHT_GRID:
-        weights = _positive_weights(y, suite.positive, w)
+    for w, weights in weights_of.items():
         fold_scores = []
         for fit_idx, val_idx in cv.split(train, y):
             for model in suite.models:
@@ -278,7 +278,7 @@ def m_class_weight_tuned(suite: Suite, split: BenchSplit, n: int, ctx: dict) -> 
     best = max(CLASS_WEIGHT_GRID, key=lambda w: scores[w])  # ties: the first, the smallest
     detail = (f"{suite.positive} weight {best} (cv {suite.primary} "
               + ", ".join(f"{w}: {v:.3f}" for w, v in scores.items()) + ")")
-    return Augmented(train, _positive_weights(y, suite.positive, best), detail=detail)
+    return Augmented(train, weights_of[best], detail=detail)
 
 
 def _impute(df: pd.DataFrame, target: str) -> pd.DataFrame:

@@ -61,12 +61,13 @@ def main(data_dir: str, run_dir: str | None = None) -> None:
 
     real = ratio(train)
     lo, hi = real.quantile([0.01, 0.99])
-    key = train.drop(columns="Class").round(3).astype(str).agg("|".join, axis=1)
-    epic_key = epic.drop(columns="Class")[train.columns.drop("Class")].round(3).astype(str) \
-        .agg("|".join, axis=1)
-    test_key = test.drop(columns="Class").round(3).astype(str).agg("|".join, axis=1)
-    print(f"\nEPIC rows equal to a real training row: {int(epic_key.isin(set(key)).sum())} of "
-          f"{len(epic)}; to a test row: {int(epic_key.isin(set(test_key)).sum())}")
+    def row_key(df: pd.DataFrame) -> pd.Series:  # a row's features, to 3 decimals
+        return df[train.columns.drop("Class")].round(3).astype(str).agg("|".join, axis=1)
+
+    epic_key = row_key(epic)
+    print(f"\nEPIC rows equal to a real training row: "
+          f"{int(epic_key.isin(set(row_key(train))).sum())} of {len(epic)}; to a test row: "
+          f"{int(epic_key.isin(set(row_key(test))).sum())}")
     print(f"FTI / (TT4 / T4U) of real training rows, 1st-99th percentile: {lo:.3f}-{hi:.3f}; "
           f"EPIC rows outside it: {((ratio(epic) < lo) | (ratio(epic) > hi)).mean():.1%}")
 
