@@ -7,10 +7,12 @@ iteration, so re-running a node after a crash overwrites its own output and neve
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 from sklearn.feature_selection import mutual_info_classif
+from sklearn.model_selection import StratifiedKFold
 
 from synthloop.agents.prompts import INITIAL_INSTRUCTION, PromptVersion
 from synthloop.agents.rewriter import TABULAR, RewriteTask, rewrite_prompt
@@ -73,34 +75,75 @@ def make_model(ctx: LoopContext):
     return TabularModel(make_estimator(ctx.spec.model, ctx.spec.seed, ctx.registry), ctx.schema)
 
 
-def fit(ctx: LoopContext, synthetic_paths: list[str], extra: pd.DataFrame | None = None):
+def _with_batch(ctx: LoopContext, synthetic_paths: list[str],
+                extra: pd.DataFrame | None = None) -> pd.DataFrame | None:
     syn = ctx.synthetic(synthetic_paths)
     if extra is not None and not extra.empty:
         syn = extra if syn is None else pd.concat([syn, extra], ignore_index=True)
+    return syn
+
+
+def fit(ctx: LoopContext, synthetic_paths: list[str], extra: pd.DataFrame | None = None):
+    syn = _with_batch(ctx, synthetic_paths, extra)
     X, w = training_frame(ctx.frame(TRAIN), syn, ctx.schema, ctx.spec.blend.synthetic_weight)
     return make_model(ctx).fit(X, sample_weight=w)
 
 
-def validation_score(ctx: LoopContext, model) -> float:
-    val = ctx.frame(VALIDATION)
-    return primary_metric(ctx, val[ctx.schema.target].to_numpy(), model.predict_proba(val))
+def cross_validated_proba(ctx: LoopContext, synthetic: pd.DataFrame | None) -> np.ndarray:
+    """Out-of-fold probabilities over every real training and validation row, each fold's
+    model fitted on the other real rows plus all of ``synthetic`` (``accept_on:
+    cross_validation``). The folds depend on the seed only, so two sets of synthetic rows are
+    compared on the same folds."""
+    schema, spec = ctx.schema, ctx.spec
+    real = pd.concat([ctx.frame(TRAIN), ctx.frame(VALIDATION)], ignore_index=True)
+    y = real[schema.target].astype(str).to_numpy()
+    k = max(2, min(spec.blend.accept_folds, int(pd.Series(y).value_counts().min())))
+    out = np.zeros((len(real), len(schema.classes)))
+    folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=spec.seed)
+    for tr, te in folds.split(np.zeros(len(y)), y):
+        X, w = training_frame(real.iloc[tr], synthetic, schema, spec.blend.synthetic_weight)
+        out[te] = make_model(ctx).fit(X, sample_weight=w).predict_proba(real.iloc[te])
+    return out
 
 
-def accept_tolerance(ctx: LoopContext, current_path: str, candidate) -> tuple[float, str]:
-    """How far below the best a batch's validation score may fall, and how to say it.
+def decision_rows(ctx: LoopContext) -> pd.DataFrame:
+    """The real rows the accept rule scores: the validation split, or with ``accept_on:
+    cross_validation`` every real training and validation row."""
+    if ctx.spec.blend.accept_on == "cross_validation":
+        return pd.concat([ctx.frame(TRAIN), ctx.frame(VALIDATION)], ignore_index=True)
+    return ctx.frame(VALIDATION)
+
+
+def decision_proba(ctx: LoopContext, synthetic_paths: list[str], model,
+                   extra: pd.DataFrame | None = None) -> np.ndarray:
+    """What the accept rule scores for a set of synthetic rows: ``model``'s probabilities on
+    the validation rows, or out-of-fold probabilities (``accept_on: cross_validation``)."""
+    if ctx.spec.blend.accept_on == "cross_validation":
+        return cross_validated_proba(ctx, _with_batch(ctx, synthetic_paths, extra))
+    return model.predict_proba(ctx.frame(VALIDATION))
+
+
+def decision_score(ctx: LoopContext, proba: np.ndarray) -> float:
+    return primary_metric(ctx, decision_rows(ctx)[ctx.schema.target].to_numpy(), proba)
+
+
+def accept_tolerance(ctx: LoopContext, candidate: np.ndarray,
+                     current: Callable[[], np.ndarray]) -> tuple[float, str]:
+    """How far below the best a batch's score may fall, and how to say it.
 
     A number is used as is. ``auto`` is one standard error of the difference between the
-    current and the candidate model on the validation rows (paired, class-stratified
+    current and the candidate probabilities on the decision rows (paired, class-stratified
     bootstrap): refuse a batch only for a drop the split's own noise would not explain.
+    ``candidate`` and ``current()`` are the probabilities ``decision_proba`` gives for the
+    batch and for the rows kept so far (computed only for ``auto``).
     """
     setting = ctx.spec.blend.max_validation_drop
     if setting != "auto":
         return float(setting), f"{setting:g}"
-    val = ctx.frame(VALIDATION)
     m = ctx.spec.metric
     se = difference_standard_error(
-        val[ctx.schema.target].to_numpy(), ctx.store.read_model(current_path).predict_proba(val),
-        candidate.predict_proba(val), ctx.schema.classes, ctx.schema.positive_class, m.name,
+        decision_rows(ctx)[ctx.schema.target].to_numpy(), current(), candidate,
+        ctx.schema.classes, ctx.schema.positive_class, m.name,
         seed=ctx.spec.seed, threshold=m.threshold, precision=m.precision)
     se = round(se, 6)
     return se, f"one standard error ({se:.4f})"
@@ -168,7 +211,8 @@ def train(state: LoopState, ctx: LoopContext) -> dict:
 
 
 def evaluate(state: LoopState, ctx: LoopContext) -> dict:
-    score = validation_score(ctx, ctx.store.read_model(state["current_model"]))
+    score = decision_score(ctx, decision_proba(
+        ctx, [], ctx.store.read_model(state["current_model"])))
     return {"baseline_validation": score, "best_validation": score}
 
 
@@ -398,19 +442,23 @@ def accept(state: LoopState, ctx: LoopContext) -> dict:
     stats = info.get("stats", {})
     checks = info.get("checks", {})
     best = state["best_validation"]
+    on = "validation" if ctx.spec.blend.accept_on == "validation" else "cross-validated score"
     score = None
     reason = info.get("blocked")
     accepted = False
     update: dict = {}
     tolerance = None
     if reason is None:
-        model = fit(ctx, state.get("synthetic_batches", []), extra=cand)
-        score = validation_score(ctx, model)
-        tolerance, within = accept_tolerance(ctx, state["current_model"], model)
+        kept = state.get("synthetic_batches", [])
+        model = fit(ctx, kept, extra=cand)
+        proba = decision_proba(ctx, kept, model, extra=cand)
+        score = decision_score(ctx, proba)
+        tolerance, within = accept_tolerance(ctx, proba, lambda: decision_proba(
+            ctx, kept, ctx.store.read_model(state["current_model"])))
         if score >= best - tolerance - 1e-12:
             accepted = True
-            reason = ("validation did not drop" if score >= best - 1e-12 else
-                      f"validation dropped {best - score:.4f}, within {within}")
+            reason = (f"{on} did not drop" if score >= best - 1e-12 else
+                      f"{on} dropped {best - score:.4f}, within {within}")
             path = ctx.store.write_model(f"models/iter_{k:03d}.joblib", model)
             batches = [*state.get("synthetic_batches", []), info["candidate"]]
             syn = ctx.synthetic(batches)
@@ -419,7 +467,7 @@ def accept(state: LoopState, ctx: LoopContext) -> dict:
                           synthetic_rows=len(syn), synthetic_sha256=frame_sha256(syn),
                           best_validation=max(best, score))
         else:
-            reason = f"validation dropped from {best:.4f} to {score:.4f}"
+            reason = f"{on} dropped from {best:.4f} to {score:.4f}"
     improved = accepted and score is not None and score > best + ctx.spec.budget.min_improvement
     n_generated = int(checks.get("generated", 0))
     n_accepted = int(len(cand)) if accepted else 0
@@ -436,6 +484,7 @@ def accept(state: LoopState, ctx: LoopContext) -> dict:
         "rows_accepted": n_accepted,
         "validation_metric": score,
         "best_validation": update.get("best_validation", best),
+        "decided_on": ctx.spec.blend.accept_on,
         "accepted": accepted,
         "reason": reason,
         "tolerance": tolerance,

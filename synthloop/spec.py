@@ -249,6 +249,17 @@ class BlendSpec(_Section):
     )
 
 
+    accept_on: Literal["validation", "cross_validation"] = Field(
+        "validation",
+        description="What decides a batch. 'validation': the metric on the validation rows. "
+        "'cross_validation': the metric on out-of-fold predictions over every real training "
+        "and validation row (each fold's model learns from the other real rows plus the "
+        "synthetic rows), so a batch is judged on all the real rows instead of a small "
+        "validation split; costs accept_folds extra fits per batch (twice that with "
+        "max_validation_drop: auto). Table loops only.",
+    )
+    accept_folds: int = Field(5, ge=2, le=20, description="Folds of accept_on: cross_validation.")
+
     @field_validator("max_validation_drop", mode="before")
     @classmethod
     def _drop_is_number_or_auto(cls, v):
@@ -430,6 +441,13 @@ class LoopSpec(_Section):
         if self.data.text_column is not None and self.data.text_column == self.data.target:
             raise ValueError("data.text_column and data.target name the same column; the text "
                              "column holds the texts, the target their labels")
+        return self
+
+    @model_validator(mode="after")
+    def _cross_validated_accept_is_tabular(self) -> LoopSpec:
+        if self.data.text_column is not None and self.blend.accept_on == "cross_validation":
+            raise ValueError("blend.accept_on: cross_validation is for table loops; a text loop "
+                             "(data.text_column is set) decides on its validation rows, remove it")
         return self
 
     @property

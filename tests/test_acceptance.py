@@ -290,3 +290,78 @@ class TestRejectedRows:
         assert rejected["_sl_row_id"].is_unique
         assert set(rejected["_sl_row_id"]).isdisjoint(curated["_sl_row_id"])
         assert (rejected["_sl_reject"].str.len() > 0).all()
+
+
+def pooled_out_of_fold_pr_auc(real: pd.DataFrame, folds: int, seed: int) -> float:
+    """The cancer spec's score (PR-AUC of malignant, logistic regression) on out-of-fold
+    predictions over ``real``, each fold's model fitted on the other real rows only."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import average_precision_score
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X = real.drop(columns=["diagnosis"]).to_numpy(dtype=float)
+    y = (real["diagnosis"] == "malignant").to_numpy()
+    p = np.zeros(len(real))
+    for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y):
+        m = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X[tr], y[tr])
+        p[te] = m.predict_proba(X[te])[:, 1]
+    return average_precision_score(y, p)
+
+
+class TestCrossValidatedAccept:
+    """blend.accept_on: cross_validation judges a batch on out-of-fold predictions over every
+    real training and validation row instead of on the validation split."""
+
+    def test_the_score_is_out_of_fold_over_all_real_rows(self, spec_dict, tmp_path):
+        spec = make_spec(spec_dict, blend={"accept_on": "cross_validation", "accept_folds": 4})
+
+        summary = run(spec, tmp_path, scripted(loop_script(generate=jittered_rows_reply)),
+                      run_id="cv")
+
+        # the baseline's score is the metric of the 4-fold out-of-fold predictions over the
+        # real training and validation rows together (the holdout is not among them)
+        data = tmp_path / "cv" / "data"
+        real = pd.concat([pd.read_parquet(data / "real_train.parquet"),
+                          pd.read_parquet(data / "real_validation.parquet")], ignore_index=True)
+        expected = pooled_out_of_fold_pr_auc(real, folds=4, seed=spec.seed)
+        assert abs(summary["baseline"]["validation"] - expected) < 1e-4
+        (record,) = summary["iterations"]
+        assert record["decided_on"] == "cross_validation"
+        assert record["reason"].startswith("cross-validated score")
+
+    def test_a_batch_that_lowers_the_cross_validated_score_is_refused(self, spec_dict,
+                                                                      cancer_df, tmp_path):
+        # the label-noise batch of TestMetricDrop, judged by cross-validation
+        benign = cancer_df[cancer_df.diagnosis == "benign"]
+        spec = make_spec(spec_dict, budget={"max_iterations": 2},
+                         curation={"confidence_percentile": 0},
+                         blend={"synthetic_weight": 10, "accept_on": "cross_validation"},
+                         generator={"contrast_share": 0})
+        model = scripted(loop_script(generate=by_revision(jittered_rows_reply,
+                                                          rows_from_frame_reply(benign))))
+
+        summary = run(spec, tmp_path, model, run_id="cvdrop")
+
+        first, second = summary["iterations"]
+        assert first["accepted"] is True and second["accepted"] is False
+        assert second["reason"] == (f"cross-validated score dropped from "
+                                    f"{first['best_validation']:.4f} to "
+                                    f"{second['validation_metric']:.4f}")
+        assert set(synthetic_rows(tmp_path, "cvdrop")["_sl_iteration"]) == {1}
+
+    def test_auto_tolerance_is_measured_on_the_out_of_fold_predictions(self, spec_dict,
+                                                                       tmp_path):
+        spec = make_spec(spec_dict, blend={"accept_on": "cross_validation",
+                                           "max_validation_drop": "auto"})
+
+        summary = run(spec, tmp_path, scripted(loop_script(generate=jittered_rows_reply)),
+                      run_id="cvauto")
+
+        (record,) = summary["iterations"]
+        assert record["tolerance"] > 0
+        assert record["accepted"] is (record["validation_metric"]
+                                      >= summary["baseline"]["validation"]
+                                      - record["tolerance"] - 1e-12)

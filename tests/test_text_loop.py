@@ -465,6 +465,8 @@ class TestBadInput:
             validate_spec({**base, "text": {"max_ungrounde": 0.1}})
         with pytest.raises(SpecError, match="text.features"):
             validate_spec({**base, "text": {"features": "bag_of_words"}})
+        with pytest.raises(SpecError, match="cross_validation is for table loops"):
+            validate_spec({**base, "blend": {"accept_on": "cross_validation"}})
 
 
 class TestTextHelpers:
