@@ -42,6 +42,7 @@ from synthloop.evals.fidelity import (
     TVComplement,
 )
 from synthloop.evals.privacy import DCR, NNDR, MembershipInference
+from synthloop.inspect import decision_label
 from synthloop.spec import load_spec
 from synthloop.store import SPEC_FILE, SUMMARY_FILE, RunStore
 from synthloop.tools.constraints import evaluate_region, parse_rule
@@ -524,7 +525,8 @@ def _header_html(run: dict) -> str:
     rows = [
         ["status", run["status"]], ["stop reason", run["stop_reason"]],
         ["metric", run["metric"]], ["class that matters", run["positive_class"]],
-        ["validation: baseline", b["validation"]], ["validation: final", f["validation"]],
+        [f"{decision_label(run)}: baseline", b["validation"]],
+        [f"{decision_label(run)}: final", f["validation"]],
         ["holdout: baseline", b["holdout"]], ["holdout: final", f["holdout"]],
         ["holdout lift", lift["holdout"]], ["holdout lift 95% CI low", ci[0]],
         ["holdout lift 95% CI high", ci[1]], ["synthetic rows kept", run["synthetic_rows"]],

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from synthloop.data import TableSchema
@@ -38,6 +39,8 @@ class LoopContext:
     client: LLMClient | None
     registry: Any = None
     _frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # accept_on: cross_validation: out-of-fold probabilities per set of synthetic batches
+    decisions: dict[tuple[str, ...], np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.registry is None:  # the installed components (built-ins and plugins)

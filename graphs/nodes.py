@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.feature_selection import mutual_info_classif
-from sklearn.model_selection import StratifiedKFold
 
 from synthloop.agents.prompts import INITIAL_INSTRUCTION, PromptVersion
 from synthloop.agents.rewriter import TABULAR, RewriteTask, rewrite_prompt
@@ -49,7 +49,12 @@ from synthloop.tools.curation import (
     training_frame,
 )
 from synthloop.tools.error_analysis import Region, analysis_threshold
-from synthloop.tools.training import TabularModel, make_estimator, out_of_fold_proba
+from synthloop.tools.training import (
+    TabularModel,
+    make_estimator,
+    out_of_fold_proba,
+    stratified_folds,
+)
 from synthloop.tools.validation import FeatureSpace, LeakageIndex, validate_batch
 
 log = logging.getLogger(__name__)
@@ -75,52 +80,74 @@ def make_model(ctx: LoopContext):
     return TabularModel(make_estimator(ctx.spec.model, ctx.spec.seed, ctx.registry), ctx.schema)
 
 
-def _with_batch(ctx: LoopContext, synthetic_paths: list[str],
-                extra: pd.DataFrame | None = None) -> pd.DataFrame | None:
+def fit(ctx: LoopContext, synthetic_paths: list[str], extra: pd.DataFrame | None = None):
     syn = ctx.synthetic(synthetic_paths)
     if extra is not None and not extra.empty:
         syn = extra if syn is None else pd.concat([syn, extra], ignore_index=True)
-    return syn
-
-
-def fit(ctx: LoopContext, synthetic_paths: list[str], extra: pd.DataFrame | None = None):
-    syn = _with_batch(ctx, synthetic_paths, extra)
     X, w = training_frame(ctx.frame(TRAIN), syn, ctx.schema, ctx.spec.blend.synthetic_weight)
     return make_model(ctx).fit(X, sample_weight=w)
 
 
+def exemplar_rows(synthetic: pd.DataFrame) -> list[frozenset[int]]:
+    """For each synthetic row, the positions in the real training split of the exemplars it
+    was written from (its ``_sl_exemplars``, ``train:i``); empty when a generator names none."""
+    if "_sl_exemplars" not in synthetic.columns:
+        return [frozenset()] * len(synthetic)
+    return [frozenset(int(t[6:]) for t in str(v).split(",") if t.startswith("train:"))
+            for v in synthetic["_sl_exemplars"].fillna("")]
+
+
 def cross_validated_proba(ctx: LoopContext, synthetic: pd.DataFrame | None) -> np.ndarray:
     """Out-of-fold probabilities over every real training and validation row, each fold's
-    model fitted on the other real rows plus all of ``synthetic`` (``accept_on:
-    cross_validation``). The folds depend on the seed only, so two sets of synthetic rows are
-    compared on the same folds."""
+    model fitted on the other real rows plus ``synthetic`` (``accept_on: cross_validation``).
+
+    A synthetic row is left out of the fold that predicts one of its exemplars: it carries
+    that real row's cells and label, so it would score its own source. The folds depend on
+    the seed only, so every set of synthetic rows is compared on the same folds."""
     schema, spec = ctx.schema, ctx.spec
-    real = pd.concat([ctx.frame(TRAIN), ctx.frame(VALIDATION)], ignore_index=True)
+    real = decision_rows(ctx)
     y = real[schema.target].astype(str).to_numpy()
-    k = max(2, min(spec.blend.accept_folds, int(pd.Series(y).value_counts().min())))
+    n_train = len(ctx.frame(TRAIN))  # decision_rows puts the training split first
+    sources = exemplar_rows(synthetic) if synthetic is not None else []
     out = np.zeros((len(real), len(schema.classes)))
-    folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=spec.seed)
-    for tr, te in folds.split(np.zeros(len(y)), y):
-        X, w = training_frame(real.iloc[tr], synthetic, schema, spec.blend.synthetic_weight)
+    for tr, te in stratified_folds(y, spec.blend.accept_folds, spec.seed):
+        syn = synthetic
+        if synthetic is not None and len(synthetic):
+            held = frozenset(int(i) for i in te if i < n_train)
+            syn = synthetic[[not (src & held) for src in sources]]
+        X, w = training_frame(real.iloc[tr], syn, schema, spec.blend.synthetic_weight)
         out[te] = make_model(ctx).fit(X, sample_weight=w).predict_proba(real.iloc[te])
     return out
 
 
+def decision_folds(ctx: LoopContext) -> int | None:
+    """How many folds ``accept_on: cross_validation`` uses (fewer than ``accept_folds`` when a
+    class has fewer rows); None when the validation split decides."""
+    if ctx.spec.blend.accept_on != "cross_validation":
+        return None
+    y = decision_rows(ctx)[ctx.schema.target]
+    return len(stratified_folds(y, ctx.spec.blend.accept_folds, ctx.spec.seed))
+
+
 def decision_rows(ctx: LoopContext) -> pd.DataFrame:
     """The real rows the accept rule scores: the validation split, or with ``accept_on:
-    cross_validation`` every real training and validation row."""
+    cross_validation`` every real training and validation row (training rows first)."""
     if ctx.spec.blend.accept_on == "cross_validation":
         return pd.concat([ctx.frame(TRAIN), ctx.frame(VALIDATION)], ignore_index=True)
     return ctx.frame(VALIDATION)
 
 
-def decision_proba(ctx: LoopContext, synthetic_paths: list[str], model,
-                   extra: pd.DataFrame | None = None) -> np.ndarray:
-    """What the accept rule scores for a set of synthetic rows: ``model``'s probabilities on
-    the validation rows, or out-of-fold probabilities (``accept_on: cross_validation``)."""
-    if ctx.spec.blend.accept_on == "cross_validation":
-        return cross_validated_proba(ctx, _with_batch(ctx, synthetic_paths, extra))
-    return model.predict_proba(ctx.frame(VALIDATION))
+def decision_proba(ctx: LoopContext, synthetic_paths: list[str],
+                   model: Callable[[], Any]) -> np.ndarray:
+    """What the accept rule scores for the synthetic rows in ``synthetic_paths``: the
+    probabilities of ``model()`` (fitted on them) on the validation rows, or with ``accept_on:
+    cross_validation`` out-of-fold probabilities, computed once per set of batches in a run."""
+    if ctx.spec.blend.accept_on != "cross_validation":
+        return model().predict_proba(ctx.frame(VALIDATION))
+    key = tuple(synthetic_paths)
+    if key not in ctx.decisions:
+        ctx.decisions[key] = cross_validated_proba(ctx, ctx.synthetic(list(synthetic_paths)))
+    return ctx.decisions[key]
 
 
 def decision_score(ctx: LoopContext, proba: np.ndarray) -> float:
@@ -212,7 +239,7 @@ def train(state: LoopState, ctx: LoopContext) -> dict:
 
 def evaluate(state: LoopState, ctx: LoopContext) -> dict:
     score = decision_score(ctx, decision_proba(
-        ctx, [], ctx.store.read_model(state["current_model"])))
+        ctx, [], lambda: ctx.store.read_model(state["current_model"])))
     return {"baseline_validation": score, "best_validation": score}
 
 
@@ -451,10 +478,10 @@ def accept(state: LoopState, ctx: LoopContext) -> dict:
     if reason is None:
         kept = state.get("synthetic_batches", [])
         model = fit(ctx, kept, extra=cand)
-        proba = decision_proba(ctx, kept, model, extra=cand)
+        proba = decision_proba(ctx, [*kept, info["candidate"]], lambda: model)
         score = decision_score(ctx, proba)
         tolerance, within = accept_tolerance(ctx, proba, lambda: decision_proba(
-            ctx, kept, ctx.store.read_model(state["current_model"])))
+            ctx, kept, lambda: ctx.store.read_model(state["current_model"])))
         if score >= best - tolerance - 1e-12:
             accepted = True
             reason = (f"{on} did not drop" if score >= best - 1e-12 else
@@ -484,7 +511,7 @@ def accept(state: LoopState, ctx: LoopContext) -> dict:
         "rows_accepted": n_accepted,
         "validation_metric": score,
         "best_validation": update.get("best_validation", best),
-        "decided_on": ctx.spec.blend.accept_on,
+        "decided_on": None if info.get("blocked") else ctx.spec.blend.accept_on,
         "accepted": accepted,
         "reason": reason,
         "tolerance": tolerance,
@@ -535,6 +562,10 @@ def report(state: LoopState, ctx: LoopContext) -> dict:
         "stop_reason": state.get("stop_reason"),
         "metric": spec.metric.name,
         "positive_class": schema.positive_class,
+        # what the "validation" scores are: the validation split's, or out-of-fold over the
+        # real training and validation rows (accept_on: cross_validation)
+        "decided_on": {"rule": spec.blend.accept_on, "folds": decision_folds(ctx),
+                       "rows": len(decision_rows(ctx))},
         "baseline": {"validation": state["baseline_validation"], "holdout": base_h},
         "final": {"validation": final_val, "holdout": final_h},
         "lift": {"validation": round(final_val - state["baseline_validation"], 6),

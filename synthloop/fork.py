@@ -50,10 +50,19 @@ PREPARED_DIRS = ("chroma", "embeddings")
 SYNTHETIC = "data/synthetic.parquet"
 
 
+# keys of a forkable section a fork still cannot change: the parent's scores were made with them
+UNFORKABLE_KEYS = ("blend.accept_on", "blend.accept_folds")
+
+
 def check_fork_overrides(overrides: dict[str, Any]) -> None:
     """Refuse, in one line, an override a fork cannot take."""
     allowed = ", ".join([f"{s}.*" for s in FORKABLE_SECTIONS] + list(FORKABLE_KEYS))
     for key in overrides:
+        if key in UNFORKABLE_KEYS:
+            raise SpecError(
+                f"A fork cannot change '{key}': the parent's best score, which the fork's batches "
+                "must not fall below, was measured with it, so start a new run with "
+                "'synthloop run' instead.")
         if key not in FORKABLE_KEYS and key.split(".")[0] not in FORKABLE_SECTIONS:
             raise SpecError(
                 f"A fork cannot change '{key}': the parent's splits, models and scores up to the "

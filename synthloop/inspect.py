@@ -54,6 +54,15 @@ def find_run(run_id: str, runs_dir: str | Path = "runs") -> RunStore:
                         f"with 'synthloop runs list --runs-dir {runs_dir}'.")
 
 
+def decision_label(run: dict) -> str:
+    """What a run's "validation" scores are: the validation split's, or out-of-fold over the
+    real training and validation rows (``blend.accept_on: cross_validation``)."""
+    d = run.get("decided_on") or {}
+    if d.get("rule") == "cross_validation":
+        return f"cross-validated ({d['folds']} folds, {d['rows']} real rows)"
+    return "validation"
+
+
 def run_folders(runs_dir: str | Path) -> list[Path]:
     where = Path(runs_dir)
     if not where.is_dir():

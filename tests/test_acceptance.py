@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 
 from synthloop.graphs.context import SYNTHETIC
@@ -334,34 +335,77 @@ class TestCrossValidatedAccept:
 
     def test_a_batch_that_lowers_the_cross_validated_score_is_refused(self, spec_dict,
                                                                       cancer_df, tmp_path):
-        # the label-noise batch of TestMetricDrop, judged by cross-validation
+        # the label-noise batch of TestMetricDrop (benign rows labelled malignant, heavily
+        # weighted, curation off), judged by cross-validation
         benign = cancer_df[cancer_df.diagnosis == "benign"]
-        spec = make_spec(spec_dict, budget={"max_iterations": 2},
-                         curation={"confidence_percentile": 0},
+        spec = make_spec(spec_dict, curation={"confidence_percentile": 0},
                          blend={"synthetic_weight": 10, "accept_on": "cross_validation"},
                          generator={"contrast_share": 0})
-        model = scripted(loop_script(generate=by_revision(jittered_rows_reply,
-                                                          rows_from_frame_reply(benign))))
+        model = scripted(loop_script(generate=rows_from_frame_reply(benign)))
 
         summary = run(spec, tmp_path, model, run_id="cvdrop")
 
-        first, second = summary["iterations"]
-        assert first["accepted"] is True and second["accepted"] is False
-        assert second["reason"] == (f"cross-validated score dropped from "
-                                    f"{first['best_validation']:.4f} to "
-                                    f"{second['validation_metric']:.4f}")
-        assert set(synthetic_rows(tmp_path, "cvdrop")["_sl_iteration"]) == {1}
+        (record,) = summary["iterations"]
+        baseline = summary["baseline"]["validation"]
+        assert record["accepted"] is False and record["rows_accepted"] == 0
+        assert record["validation_metric"] < baseline
+        assert record["reason"] == (f"cross-validated score dropped from {baseline:.4f} to "
+                                    f"{record['validation_metric']:.4f}")
+        assert summary["synthetic_rows"] == 0
 
     def test_auto_tolerance_is_measured_on_the_out_of_fold_predictions(self, spec_dict,
-                                                                       tmp_path):
+                                                                       monkeypatch, tmp_path):
+        from synthloop.graphs import nodes
+
+        seen = []
+        real_se = nodes.difference_standard_error
+
+        def spy(y_true, proba_a, proba_b, *args, **kw):
+            se = real_se(y_true, proba_a, proba_b, *args, **kw)
+            seen.append((len(y_true), not np.array_equal(proba_a, proba_b), se))
+            return se
+
+        monkeypatch.setattr(nodes, "difference_standard_error", spy)
         spec = make_spec(spec_dict, blend={"accept_on": "cross_validation",
                                            "max_validation_drop": "auto"})
 
         summary = run(spec, tmp_path, scripted(loop_script(generate=jittered_rows_reply)),
                       run_id="cvauto")
 
+        # measured once, over every real training and validation row, between the baseline's
+        # and the batch's out-of-fold predictions; that standard error is the tolerance
+        data = tmp_path / "cvauto" / "data"
+        n_real = (len(pd.read_parquet(data / "real_train.parquet"))
+                  + len(pd.read_parquet(data / "real_validation.parquet")))
         (record,) = summary["iterations"]
-        assert record["tolerance"] > 0
-        assert record["accepted"] is (record["validation_metric"]
-                                      >= summary["baseline"]["validation"]
-                                      - record["tolerance"] - 1e-12)
+        assert [(n, differ) for n, differ, _ in seen] == [(n_real, True)]
+        assert record["tolerance"] == round(seen[0][2], 6) > 0
+        assert summary["decided_on"] == {"rule": "cross_validation", "folds": 5, "rows": n_real}
+
+    def test_a_synthetic_row_never_helps_score_its_own_exemplar(self, spec_dict, monkeypatch,
+                                                                 tmp_path):
+        # the fake generator writes jittered copies of its exemplars: a fold that predicts an
+        # exemplar must not learn from its copies
+        from synthloop.graphs import nodes
+
+        folds = []
+        real_frame = nodes.training_frame
+
+        def spy(real, synthetic, schema, weight):
+            if synthetic is not None and len(synthetic):
+                folds.append((set(real.index), nodes.exemplar_rows(synthetic)))
+            return real_frame(real, synthetic, schema, weight)
+
+        monkeypatch.setattr(nodes, "training_frame", spy)
+        spec = make_spec(spec_dict, blend={"accept_on": "cross_validation"})
+
+        run(spec, tmp_path, scripted(loop_script(generate=jittered_rows_reply)), run_id="leak")
+
+        n_train = len(pd.read_parquet(tmp_path / "leak" / "data" / "real_train.parquet"))
+        candidate = pd.read_parquet(tmp_path / "leak" / "data/batches/iter_001_candidate.parquet")
+        assert len(folds) == 5  # the batch's folds (the baseline's have no synthetic rows)
+        for fitted_on, sources in folds:
+            held_out = set(range(n_train)) - fitted_on
+            assert sources and all(not (src & held_out) for src in sources)
+        # ... and some fold did hold out an exemplar, so rows were left out of it
+        assert min(len(sources) for _, sources in folds) < len(candidate)

@@ -208,6 +208,8 @@ class TestFork:
                                  "generator.*"]),
         (["model.kind=random_forest"], ["A fork cannot change 'model.kind'"]),
         (["seed=4"], ["A fork cannot change 'seed'"]),
+        (["blend.accept_on=cross_validation"], ["A fork cannot change 'blend.accept_on'",
+                                                "synthloop run"]),
         (["generator.temperature=9"], ["generator.temperature"]),
         (["generator.tempreature=0.5"], ["Unknown key 'generator.tempreature'",
                                          "Did you mean 'temperature'?"]),

@@ -168,14 +168,21 @@ def align_proba(proba: np.ndarray, seen: list[str], classes: list[str]) -> np.nd
     return out
 
 
+def stratified_folds(y, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(fit, held-out) positions of shuffled stratified folds: ``folds`` of them, fewer when
+    the smallest class has fewer rows (never fewer than 2)."""
+    y = np.asarray(y).astype(str)
+    n_splits = max(2, min(folds, int(pd.Series(y).value_counts().min())))
+    skf = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    return list(skf.split(np.zeros(len(y)), y))
+
+
 def out_of_fold_proba(estimator, schema: TableSchema, df: pd.DataFrame, seed: int,
                       folds: int = 3) -> np.ndarray:
     """Out-of-fold predicted probabilities for real training rows."""
     y = df[schema.target].astype(str).to_numpy()
     out = np.zeros((len(df), len(schema.classes)))
-    n_splits = max(2, min(folds, int(pd.Series(y).value_counts().min())))
-    skf = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    for tr, te in skf.split(np.zeros(len(y)), y):
+    for tr, te in stratified_folds(y, folds, seed):
         m = TabularModel(estimator, schema).fit(df.iloc[tr])
         out[te] = m.predict_proba(df.iloc[te])
     return out
