@@ -144,7 +144,8 @@ def build_report(run_dir: str | Path, *, holdout: pd.DataFrame | None = None) ->
 
 def _header(summary: dict, n_syn: int) -> dict:
     keys = ("run_id", "status", "stop_reason", "metric", "positive_class", "llm", "baseline",
-            "final", "lift", "total_tokens", "wall_seconds", "fallbacks", "llm_failures", "split")
+            "final", "lift", "total_tokens", "wall_seconds", "fallbacks", "llm_failures", "split",
+            "decided_on")
     out = {k: summary.get(k) for k in keys}
     out["synthetic_rows"] = n_syn
     return out

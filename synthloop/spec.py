@@ -245,10 +245,9 @@ class BlendSpec(_Section):
         "so far (0: it must not drop). On a small validation split one example moves F1 by "
         "points; about one example's worth lets a batch through that noise alone would refuse. "
         "'auto': one standard error of the metric's difference between the current and the "
-        "candidate model on the validation rows (paired bootstrap), measured at each batch.",
+        "candidate model on the rows that decide (see accept_on; paired bootstrap), measured "
+        "at each batch.",
     )
-
-
     accept_on: Literal["validation", "cross_validation"] = Field(
         "validation",
         description="What decides a batch. 'validation': the metric on the validation rows. "
@@ -447,7 +446,8 @@ class LoopSpec(_Section):
     def _cross_validated_accept_is_tabular(self) -> LoopSpec:
         if self.data.text_column is not None and self.blend.accept_on == "cross_validation":
             raise ValueError("blend.accept_on: cross_validation is for table loops; a text loop "
-                             "(data.text_column is set) decides on its validation rows, remove it")
+                             "(data.text_column is set) decides on its validation rows: remove "
+                             "blend.accept_on or set it to validation")
         return self
 
     @property

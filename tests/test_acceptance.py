@@ -332,6 +332,11 @@ class TestCrossValidatedAccept:
         (record,) = summary["iterations"]
         assert record["decided_on"] == "cross_validation"
         assert record["reason"].startswith("cross-validated score")
+        # the report names the scores for what they are
+        n_real = len(real)
+        label = f"cross-validated (4 folds, {n_real} real rows)"
+        assert summary["decided_on"] == {"rule": "cross_validation", "folds": 4, "rows": n_real}
+        assert f"{label}: baseline" in (tmp_path / "cv" / "report.html").read_text()
 
     def test_a_batch_that_lowers_the_cross_validated_score_is_refused(self, spec_dict,
                                                                       cancer_df, tmp_path):
