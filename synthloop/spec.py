@@ -253,9 +253,9 @@ class BlendSpec(_Section):
         description="What decides a batch. 'validation': the metric on the validation rows. "
         "'cross_validation': the metric on out-of-fold predictions over every real training "
         "and validation row (each fold's model learns from the other real rows plus the "
-        "synthetic rows), so a batch is judged on all the real rows instead of a small "
-        "validation split; costs accept_folds extra fits per batch (twice that with "
-        "max_validation_drop: auto). Table loops only.",
+        "synthetic rows not written from the fold's own rows), so a batch is judged on all "
+        "the real rows instead of a small validation split; costs accept_folds extra fits per "
+        "batch. Table loops only.",
     )
     accept_folds: int = Field(5, ge=2, le=20, description="Folds of accept_on: cross_validation.")
 
