@@ -477,8 +477,9 @@ def accept(state: LoopState, ctx: LoopContext) -> dict:
     tolerance = None
     if reason is None:
         kept = state.get("synthetic_batches", [])
+        batches = [*kept, info["candidate"]]
         model = fit(ctx, kept, extra=cand)
-        proba = decision_proba(ctx, [*kept, info["candidate"]], lambda: model)
+        proba = decision_proba(ctx, batches, lambda: model)
         score = decision_score(ctx, proba)
         tolerance, within = accept_tolerance(ctx, proba, lambda: decision_proba(
             ctx, kept, lambda: ctx.store.read_model(state["current_model"])))
@@ -487,7 +488,6 @@ def accept(state: LoopState, ctx: LoopContext) -> dict:
             reason = (f"{on} did not drop" if score >= best - 1e-12 else
                       f"{on} dropped {best - score:.4f}, within {within}")
             path = ctx.store.write_model(f"models/iter_{k:03d}.joblib", model)
-            batches = [*state.get("synthetic_batches", []), info["candidate"]]
             syn = ctx.synthetic(batches)
             ctx.store.write_frame(SYNTHETIC, syn)
             update.update(current_model=path, synthetic_batches=batches,
