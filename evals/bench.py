@@ -394,8 +394,14 @@ def _loop(suite: Suite, split: BenchSplit, n: int, ctx: dict, feedback: bool) ->
         summary = run_loop(spec, runs_dir)
         syn = pd.read_parquet(runs_dir / summary["run_id"] / "data" / "synthetic.parquet")
     cols = list(split.train.columns)
-    out = pd.concat([split.train, syn[cols]], ignore_index=True) if len(syn) else split.train
-    return Augmented(out, tokens=int(summary["total_tokens"]))
+    if not len(syn):
+        return Augmented(split.train, tokens=int(summary["total_tokens"]))
+    out = pd.concat([split.train, syn[cols]], ignore_index=True)
+    # the models are scored as the loop trained them: synthetic rows at blend.synthetic_weight
+    syn_w = syn["_sl_weight"].to_numpy(float) if "_sl_weight" in syn else np.ones(len(syn))
+    weights = (None if np.allclose(syn_w, 1.0)
+               else np.concatenate([np.ones(len(split.train)), syn_w]))
+    return Augmented(out, weights=weights, tokens=int(summary["total_tokens"]))
 
 
 def m_open_loop(suite, split, n, ctx) -> Augmented:

@@ -172,3 +172,36 @@ class TestClassWeightTuned:
         assert any("class_weight_tuned" in line and "yes weight" in line for line in lines)
         f1 = res[(res.metric == "f1")].set_index("method")["mean"]
         assert set(f1.index) == {"real_only", "class_weight_tuned"}
+
+
+class TestLoopMethodsAreScoredAsTheLoopTrained:
+    @staticmethod
+    def _augment(tmp_path, monkeypatch, overrides):
+        import synthloop.runner as runner
+        from synthloop.evals import bench
+
+        suite = _toy_suite()
+        split = next(suite.splits([0]))
+
+        def fake_run_loop(spec, runs_dir, **kw):  # five accepted rows at the spec's weight
+            syn = split.train.head(5).assign(_sl_weight=spec.blend.synthetic_weight)
+            (Path(runs_dir) / "r" / "data").mkdir(parents=True)
+            syn.to_parquet(Path(runs_dir) / "r" / "data" / "synthetic.parquet")
+            return {"run_id": "r", "total_tokens": 7}
+
+        monkeypatch.setattr(runner, "run_loop", fake_run_loop)
+        aug = bench.m_synthloop(suite, split, 40, {"runs_dir": tmp_path,
+                                                   "loop_overrides": overrides})
+        return split, aug
+
+    def test_synthetic_rows_keep_the_loops_sample_weight(self, tmp_path, monkeypatch):
+        split, aug = self._augment(tmp_path, monkeypatch, {"blend.synthetic_weight": 0.25})
+
+        n = len(split.train)
+        assert len(aug.train) == n + 5 and aug.tokens == 7
+        assert aug.weights.tolist() == [1.0] * n + [0.25] * 5
+
+    def test_at_the_default_weight_the_rows_are_unweighted(self, tmp_path, monkeypatch):
+        split, aug = self._augment(tmp_path, monkeypatch, {})
+
+        assert len(aug.train) == len(split.train) + 5 and aug.weights is None
