@@ -1,0 +1,257 @@
+"""Why the loop does not beat real data on adult-lowdata: the measurements behind the README's
+"Why the gap on adult" paragraph, reproducible.
+
+    .venv/bin/python scripts/adult_diagnostics.py ../shared/bench-data BENCH_OUT/runs
+    .venv/bin/python scripts/adult_diagnostics.py ../shared/bench-data --llm-labeller 200
+
+BENCH_OUT is the --out folder of a finished `synthloop bench adult-lowdata --variants n=20
+--methods synthloop` (or open_loop). For each run under runs/ (one per seed), the *pool* is every
+candidate batch the loop wrote, kept or refused: rows that passed validation and curation.
+Every score is test AUC ×100, the mean of the suite's three models, on that seed's split.
+
+Per seed it prints:
+- real 40: the 20 + 20 real rows alone (the `real_only` method);
+- + pool, + kept: the real rows plus the pool, or plus the rows the loop kept;
+- + exemplar copies: the real rows plus, for each pool row, a copy of one of the real rows it
+  was written from (of its own label where there is one): what the rows add over resampling;
+- TSTR pool / TRTR 24: trained on the pool alone, or on the loop's 24 real training rows alone
+  (the rows every exemplar comes from);
+- coherence: how well an oracle (LightGBM on the seed's ~16k oracle rows, which the loop never
+  sees) ranks the rows by their own labels (AUC), for the pool and for the 40 real rows, and
+  how often its label (probability 0.5 or more) is theirs;
+- + oracle-agreeing pool: the real rows plus the pool rows whose label the oracle also gives:
+  what the same generator would add if its labels were right. A diagnostic only: the loop has
+  no oracle.
+Then, over every batch of every seed: the batch's own effect on test AUC (added alone to the
+real rows) against the change of the validation metric the loop decided on, and against the
+change a 5-fold cross-validation over the loop's 36 real rows (training and validation) would
+have seen, scored with the suite's three models.
+
+--llm-labeller N asks the embedded SmolLM2-135M whether each of N real test rows (seed 0's split)
+earns more than $50,000 a year, zero-shot and with 6 labelled real training rows in the
+prompt, and scores its probability of "yes" against the true labels (AUC): does the generator
+know anything about the label that 40 real rows do not?
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import Pipeline
+
+from synthloop.evals.bench import _featurize, _lgbm100, adult_suite, fit_and_score
+from synthloop.tools.training import stratified_folds
+
+
+def exemplar_copies(pool: pd.DataFrame, loop_train: pd.DataFrame, target: str,
+                    seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    labels = loop_train[target].astype(str).str.strip().to_numpy()
+    picks = []
+    for ex, label in zip(pool["_sl_exemplars"].astype(str), pool[target].astype(str).str.strip()):
+        idx = [int(e.split(":")[1]) for e in ex.split(",") if e.startswith("train:")]
+        same = [i for i in idx if labels[i] == label] or idx
+        picks.append(int(rng.choice(same)))
+    return loop_train.iloc[picks].reset_index(drop=True)
+
+
+def cross_validated_auc(suite, real: pd.DataFrame, batch: pd.DataFrame | None,
+                        seed: int) -> float:
+    """Out-of-fold AUC ×100 over the loop's real training and validation rows, mean of the
+    suite's models, each fold fitted on the other real rows plus the batch's rows not written
+    from a held-out row (the rule of ``blend.accept_on: cross_validation``)."""
+    target, pos = suite.target, suite.positive
+    y = real[target].astype(str).str.strip()
+    sources = ([{int(t[6:]) for t in str(v).split(",") if t.startswith("train:")}
+                for v in batch["_sl_exemplars"]] if batch is not None else [])
+    out = np.zeros((len(suite.models), len(real)))
+    for fit_idx, held in stratified_folds(y, 5, seed):
+        parts = [real.iloc[fit_idx]]
+        if batch is not None:
+            parts.append(batch[real.columns][[not (s & set(held)) for s in sources]])
+        train = pd.concat(parts, ignore_index=True)
+        cols, pre = _featurize(train, target)
+        for j, name in enumerate(suite.models):
+            pipe = Pipeline([("pre", pre), ("model", suite.models[name](seed))]).fit(
+                train[cols], train[target].astype(str).str.strip())
+            out[j, held] = pipe.predict_proba(real.iloc[held][cols])[
+                :, list(pipe.classes_).index(pos)]
+    return 100 * float(np.mean([roc_auc_score(y == pos, o) for o in out]))
+
+
+def main(data_dir: str, runs_dir: str) -> None:
+    suite = adult_suite(Path(data_dir), sizes=(20,))
+    target, pos = suite.target, suite.positive
+    runs = sorted(p for p in Path(runs_dir).iterdir() if (p / "summary.json").is_file())
+    if not runs:
+        sys.exit(f"No finished run under {runs_dir}: pass the runs/ folder of a bench --out.")
+    per_seed, per_batch, skipped = [], [], []
+    for run in runs:
+        spec = yaml.safe_load((run / "spec.yaml").read_text())
+        seed = int(spec["seed"])
+        split = next(iter(suite.splits([seed])))
+        cols = list(split.train.columns)
+        real = split.train
+
+        def auc(*extra: pd.DataFrame, seed=seed, split=split, real=real, cols=cols) -> float:
+            train = pd.concat([real, *[e[cols] for e in extra]], ignore_index=True)
+            return 100 * float(np.mean([fit_and_score(suite, m, seed, train, None,
+                                                      split.test)["roc_auc"]
+                                        for m in suite.models]))
+
+        def auc_alone(train: pd.DataFrame, seed=seed, split=split) -> float:
+            return 100 * float(np.mean([fit_and_score(suite, m, seed, train, None,
+                                                      split.test)["roc_auc"]
+                                        for m in suite.models]))
+
+        batches = {}
+        for path in sorted((run / "data" / "batches").glob("iter_*_candidate.parquet")):
+            frame = pd.read_parquet(path)
+            if len(frame):
+                batches[int(path.name.split("_")[1])] = frame
+        if not batches:
+            stop = yaml.safe_load((run / "summary.json").read_text()).get("stop_reason")
+            skipped.append(f"seed {seed}: the loop wrote no batch (stop reason: {stop})")
+            continue
+        pool = pd.concat(batches.values(), ignore_index=True)
+        kept_path = run / "data" / "synthetic.parquet"
+        kept = pd.read_parquet(kept_path) if kept_path.is_file() else pool.iloc[:0]
+        loop_train = pd.read_parquet(run / "data" / "real_train.parquet")[cols]
+
+        feats, pre = _featurize(split.oracle, target)
+        oracle = Pipeline([("pre", pre), ("model", _lgbm100(seed))]).fit(
+            split.oracle[feats], split.oracle[target].astype(str).str.strip())
+        col = list(oracle.classes_).index(pos)
+
+        def coherence(df: pd.DataFrame, oracle=oracle, feats=feats, col=col) -> tuple:
+            p = oracle.predict_proba(df[feats])[:, col]
+            y = (df[target].astype(str).str.strip() == pos).to_numpy()
+            return 100 * roc_auc_score(y, p), (p >= 0.5) == y
+
+        coh_pool, agrees = coherence(pool)
+        coh_real, real_agrees = coherence(real)
+        base = auc()
+        per_seed.append({
+            "seed": seed, "pool rows": len(pool), "kept rows": len(kept), "real 40": base,
+            "+ pool": auc(pool), "+ kept": auc(kept) if len(kept) else base,
+            "+ exemplar copies": auc(exemplar_copies(pool, loop_train, target, seed)),
+            "TSTR pool": auc_alone(pool[cols]), "TRTR 24": auc_alone(loop_train),
+            "coherence pool": coh_pool, "coherence real 40": coh_real,
+            "oracle agrees pool": 100 * agrees.mean(),
+            "oracle agrees real 40": 100 * real_agrees.mean(),
+            "+ oracle-agreeing pool": auc(pool[agrees]),
+        })
+        best = float(yaml.safe_load((run / "summary.json").read_text())["baseline"]["validation"])
+        decision_real = pd.concat(
+            [loop_train, pd.read_parquet(run / "data" / "real_validation.parquet")[cols]],
+            ignore_index=True)  # training split first: exemplars "train:i" index it
+        cv_base = cross_validated_auc(suite, decision_real, None, seed)
+        for k, frame in batches.items():
+            rec = yaml.safe_load((run / "iterations" / f"iter_{k:03d}.json").read_text())
+            if rec.get("validation_metric") is not None:
+                per_batch.append({"seed": seed, "iteration": k, "rows": len(frame),
+                                  "accepted": rec["accepted"],
+                                  "validation change": rec["validation_metric"] - best,
+                                  "cross-validated change": cross_validated_auc(
+                                      suite, decision_real, frame, seed) - cv_base,
+                                  "test gain": auc(frame) - base})
+            best = rec.get("best_validation", best)
+        print(f"seed {seed}: done", file=sys.stderr, flush=True)
+
+    seeds = pd.DataFrame(per_seed)
+    pd.set_option("display.width", 250)
+    print("Per seed (AUC ×100, mean of LightGBM, random forest, logistic regression):")
+    print(seeds.round(2).to_string(index=False))
+    for line in skipped:
+        print(line)
+    print("\nMean over seeds:")
+    print(seeds.drop(columns=["seed"]).mean().round(2).to_string())
+    for name in ["+ pool", "+ kept", "+ exemplar copies", "+ oracle-agreeing pool"]:
+        gain = seeds[name] - seeds["real 40"]
+        print(f"{name} minus real 40: mean {gain.mean():+.2f}, seeds "
+              + ", ".join(f"{g:+.2f}" for g in gain))
+    batches = pd.DataFrame(per_batch)
+    if len(batches) > 2:
+        gain = batches["test gain"]
+        print(f"\n{len(batches)} batches: test gain of a batch alone {gain.mean():+.2f} ± "
+              f"{gain.std():.2f} (mean ± std); share positive {(gain > 0).mean():.2f}")
+        signals = {"validation change": "the loop's forest on its 12 validation rows",
+                   "cross-validated change": "the 3 models, 5 folds over its 36 real rows"}
+        for signal, what in signals.items():
+            r = batches[signal].corr(gain, method="spearman")
+            within = [g[signal].corr(g["test gain"], method="spearman")
+                      for _, g in batches.groupby("seed") if len(g) >= 3]
+            up = batches[signal] >= 0
+            print(f"{signal} ({what}): "
+                  f"Spearman with the test gain {r:+.2f} over all batches, {np.nanmean(within):+.2f}"
+                  f" within a seed (mean over {len(within)} seeds); batches it would keep "
+                  f"(change >= 0): {int(up.sum())}, test gain {gain[up].mean():+.2f}; the others "
+                  f"{gain[~up].mean():+.2f}")
+        acc = batches[batches["accepted"]]
+        if len(acc):
+            print(f"accepted batches ({len(acc)}): test gain {acc['test gain'].mean():+.2f}; "
+                  f"refused ({len(batches) - len(acc)}): "
+                  f"{batches[~batches['accepted']]['test gain'].mean():+.2f}")
+
+
+def describe(row: pd.Series) -> str:
+    return (f"age {row['age']}, {row['workclass']}, education {row['education']}, "
+            f"{row['marital-status']}, occupation {row['occupation']}, {row['relationship']}, "
+            f"{row['race']}, {row['sex']}, capital gain {row['capital-gain']}, capital loss "
+            f"{row['capital-loss']}, {row['hours-per-week']} hours per week, from {row['country']}")
+
+
+def llm_labeller(data_dir: str, n_rows: int) -> None:
+    import math
+
+    from llama_cpp import Llama
+
+    from synthloop.llm.embedded import default_model_path
+
+    suite = adult_suite(Path(data_dir), sizes=(20,))
+    split = next(iter(suite.splits([0])))
+    target = suite.target
+    test = split.test.sample(n_rows, random_state=0).reset_index(drop=True)
+    shots = split.train.sample(6, random_state=1)
+    llm = Llama(model_path=default_model_path(), n_ctx=4096, n_threads=2, seed=0,
+                verbose=False, logits_all=True)
+    question = "Does this person earn more than $50,000 a year? Answer yes or no."
+    y = (test[target].astype(str).str.strip() == suite.positive).to_numpy()
+    for k in (0, len(shots)):
+        scores = []
+        for _, row in test.iterrows():
+            chat = [{"role": "system", "content": "You are a census analyst."}]
+            for _, shot in shots.head(k).iterrows():
+                answer = "yes" if str(shot[target]).strip() == suite.positive else "no"
+                chat += [{"role": "user", "content": f"{describe(shot)}. {question}"},
+                         {"role": "assistant", "content": answer}]
+            chat.append({"role": "user", "content": f"{describe(row)}. {question}"})
+            out = llm.create_chat_completion(messages=chat, max_tokens=1, temperature=0,
+                                             logprobs=True, top_logprobs=20)
+            top = out["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+            p = {w: sum(math.exp(t["logprob"]) for t in top if t["token"].strip().lower() == w)
+                 for w in ("yes", "no")}
+            scores.append(p["yes"] / (p["yes"] + p["no"]) if p["yes"] + p["no"] else 0.5)
+        print(f"embedded LLM as a labeller, {k}-shot: AUC {100 * roc_auc_score(y, scores):.1f} "
+              f"on {n_rows} real test rows ({int(y.sum())} earn >50K)", flush=True)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data_dir")
+    parser.add_argument("runs_dir", nargs="?")
+    parser.add_argument("--llm-labeller", type=int, metavar="N")
+    args = parser.parse_args()
+    if not args.runs_dir and not args.llm_labeller:
+        parser.error("pass RUNS_DIR (a bench --out folder's runs/) or --llm-labeller N")
+    if args.runs_dir:
+        main(args.data_dir, args.runs_dir)
+    if args.llm_labeller:
+        llm_labeller(args.data_dir, args.llm_labeller)
