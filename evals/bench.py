@@ -398,9 +398,9 @@ def _loop(suite: Suite, split: BenchSplit, n: int, ctx: dict, feedback: bool) ->
         return Augmented(split.train, tokens=int(summary["total_tokens"]))
     out = pd.concat([split.train, syn[cols]], ignore_index=True)
     # the models are scored as the loop trained them: synthetic rows at blend.synthetic_weight
-    syn_w = syn["_sl_weight"].to_numpy(float) if "_sl_weight" in syn else np.ones(len(syn))
-    weights = (None if np.allclose(syn_w, 1.0)
-               else np.concatenate([np.ones(len(split.train)), syn_w]))
+    w = spec.blend.synthetic_weight
+    weights = (None if w == 1.0
+               else np.concatenate([np.ones(len(split.train)), np.full(len(syn), w)]))
     return Augmented(out, weights=weights, tokens=int(summary["total_tokens"]))
 
 

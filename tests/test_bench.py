@@ -176,15 +176,15 @@ class TestClassWeightTuned:
 
 class TestLoopMethodsAreScoredAsTheLoopTrained:
     @staticmethod
-    def _augment(tmp_path, monkeypatch, overrides):
+    def _augment(tmp_path, monkeypatch, overrides, kept=5):
         import synthloop.runner as runner
         from synthloop.evals import bench
 
         suite = _toy_suite()
         split = next(suite.splits([0]))
 
-        def fake_run_loop(spec, runs_dir, **kw):  # five accepted rows at the spec's weight
-            syn = split.train.head(5).assign(_sl_weight=spec.blend.synthetic_weight)
+        def fake_run_loop(spec, runs_dir, **kw):  # the loop kept `kept` rows (lineage columns
+            syn = split.train.head(kept).assign(_sl_origin="synthetic")  # are not features)
             (Path(runs_dir) / "r" / "data").mkdir(parents=True)
             syn.to_parquet(Path(runs_dir) / "r" / "data" / "synthetic.parquet")
             return {"run_id": "r", "total_tokens": 7}
@@ -205,3 +205,11 @@ class TestLoopMethodsAreScoredAsTheLoopTrained:
         split, aug = self._augment(tmp_path, monkeypatch, {})
 
         assert len(aug.train) == len(split.train) + 5 and aug.weights is None
+        assert list(aug.train.columns) == list(split.train.columns)
+
+    def test_a_loop_that_kept_nothing_scores_the_real_rows_and_counts_its_tokens(
+            self, tmp_path, monkeypatch):
+        split, aug = self._augment(tmp_path, monkeypatch, {"blend.synthetic_weight": 0.25},
+                                   kept=0)
+
+        assert aug.train.equals(split.train) and aug.weights is None and aug.tokens == 7
