@@ -11,30 +11,38 @@ Every score is test AUC ×100, the mean of the suite's three models, on that see
 
 Per seed it prints:
 - real 40: the 20 + 20 real rows alone (the `real_only` method);
-- + pool, + kept: the real rows plus the pool, or plus the rows the loop kept;
+- + pool, + kept: the real rows plus the pool, or plus the rows the loop kept; the pool also
+  at sample weights 0.25 and 0.1 (blend.synthetic_weight);
 - + exemplar copies: the real rows plus, for each pool row, a copy of one of the real rows it
-  was written from (of its own label where there is one): what the rows add over resampling;
+  was written from (of its own label where there is one), mean of 5 draws: what the rows add
+  over resampling;
 - TSTR pool / TRTR 24: trained on the pool alone, or on the loop's 24 real training rows alone
   (the rows every exemplar comes from);
 - coherence: how well an oracle (LightGBM on the seed's ~16k oracle rows, which the loop never
-  sees) ranks the rows by their own labels (AUC), for the pool and for the 40 real rows, and
-  how often its label (probability 0.5 or more) is theirs;
-- + oracle-agreeing pool: the real rows plus the pool rows whose label the oracle also gives:
-  what the same generator would add if its labels were right. A diagnostic only: the loop has
-  no oracle.
+  sees) ranks the rows by their own labels (AUC), for the pool, for its rows written for a
+  whole class rather than an error region (region rows sit near the model's mistakes by
+  design, so they rank worse even when right), and for the 40 real rows; and how often its
+  label (probability 0.5 or more) is theirs;
+- + oracle-agreeing pool: the real rows plus the pool rows whose label the oracle also gives,
+  against as many pool rows drawn at random (mean of 5 draws). A diagnostic only: the loop has
+  no oracle, and the selection carries some of the oracle's knowledge into the rows.
 Then, over every batch of every seed: the batch's own effect on test AUC (added alone to the
-real rows) against the change of the validation metric the loop decided on, and against the
-change a 5-fold cross-validation over the loop's 36 real rows (training and validation) would
-have seen, scored with the suite's three models.
+40 real rows) against the change of the validation metric the loop decided on (its forest on
+the 24 training rows plus the batches kept so far, against the best so far), and against the
+change of a 5-fold cross-validated AUC over the loop's 36 real rows (training and validation)
+when the batch alone is added, scored with the suite's three models. The two signals are not
+measured on the same footing as the test gain; they are what could have been known.
 
 --llm-labeller N asks the embedded SmolLM2-135M whether each of N real test rows (seed 0's split)
 earns more than $50,000 a year, zero-shot and with 6 labelled real training rows in the
-prompt, and scores its probability of "yes" against the true labels (AUC): does the generator
+prompt, and scores its probability of "yes" against the true labels (AUC), beside a random
+forest trained on that seed's 40 real rows and scored on the same rows: does the generator
 know anything about the label that 40 real rows do not?
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -47,16 +55,21 @@ from sklearn.pipeline import Pipeline
 from synthloop.evals.bench import _featurize, _lgbm100, adult_suite, fit_and_score
 from synthloop.tools.training import stratified_folds
 
+DRAWS = 5  # random draws averaged for the exemplar-copy and same-size controls
+
 
 def exemplar_copies(pool: pd.DataFrame, loop_train: pd.DataFrame, target: str,
-                    seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
+                    rng: np.random.Generator) -> pd.DataFrame:
+    """For each pool row that names its exemplars, a copy of one of them (of the row's own
+    label where there is one)."""
     labels = loop_train[target].astype(str).str.strip().to_numpy()
     picks = []
-    for ex, label in zip(pool["_sl_exemplars"].astype(str), pool[target].astype(str).str.strip()):
-        idx = [int(e.split(":")[1]) for e in ex.split(",") if e.startswith("train:")]
-        same = [i for i in idx if labels[i] == label] or idx
-        picks.append(int(rng.choice(same)))
+    for ex, label in zip(pool["_sl_exemplars"].fillna("").astype(str),
+                         pool[target].astype(str).str.strip()):
+        idx = [int(e[6:]) for e in ex.split(",") if e.startswith("train:")]
+        if idx:
+            same = [i for i in idx if labels[i] == label] or idx
+            picks.append(int(rng.choice(same)))
     return loop_train.iloc[picks].reset_index(drop=True)
 
 
@@ -64,7 +77,8 @@ def cross_validated_auc(suite, real: pd.DataFrame, batch: pd.DataFrame | None,
                         seed: int) -> float:
     """Out-of-fold AUC ×100 over the loop's real training and validation rows, mean of the
     suite's models, each fold fitted on the other real rows plus the batch's rows not written
-    from a held-out row (the rule of ``blend.accept_on: cross_validation``)."""
+    from a held-out row (the exemplar rule of ``blend.accept_on: cross_validation``, with the
+    suite's models instead of the loop's)."""
     target, pos = suite.target, suite.positive
     y = real[target].astype(str).str.strip()
     sources = ([{int(t[6:]) for t in str(v).split(",") if t.startswith("train:")}
@@ -93,14 +107,18 @@ def main(data_dir: str, runs_dir: str) -> None:
     per_seed, per_batch, skipped = [], [], []
     for run in runs:
         spec = yaml.safe_load((run / "spec.yaml").read_text())
+        summary = json.loads((run / "summary.json").read_text())
         seed = int(spec["seed"])
         split = next(iter(suite.splits([seed])))
         cols = list(split.train.columns)
         real = split.train
 
-        def auc(*extra: pd.DataFrame, seed=seed, split=split, real=real, cols=cols) -> float:
+        def auc(*extra: pd.DataFrame, weight: float = 1.0, seed=seed, split=split, real=real,
+                cols=cols) -> float:
             train = pd.concat([real, *[e[cols] for e in extra]], ignore_index=True)
-            return 100 * float(np.mean([fit_and_score(suite, m, seed, train, None,
+            w = (None if weight == 1.0
+                 else np.r_[np.ones(len(real)), np.full(len(train) - len(real), weight)])
+            return 100 * float(np.mean([fit_and_score(suite, m, seed, train, w,
                                                       split.test)["roc_auc"]
                                         for m in suite.models]))
 
@@ -115,7 +133,7 @@ def main(data_dir: str, runs_dir: str) -> None:
             if len(frame):
                 batches[int(path.name.split("_")[1])] = frame
         if not batches:
-            stop = yaml.safe_load((run / "summary.json").read_text()).get("stop_reason")
+            stop = summary.get("stop_reason")
             skipped.append(f"seed {seed}: the loop wrote no batch (stop reason: {stop})")
             continue
         pool = pd.concat(batches.values(), ignore_index=True)
@@ -134,25 +152,36 @@ def main(data_dir: str, runs_dir: str) -> None:
             return 100 * roc_auc_score(y, p), (p >= 0.5) == y
 
         coh_pool, agrees = coherence(pool)
+        whole_class = pool["_sl_region"].astype(str) == "True"  # not written for a region
+        coh_whole = coherence(pool[whole_class])[0] if whole_class.sum() > 10 else np.nan
         coh_real, real_agrees = coherence(real)
         base = auc()
+        rng = np.random.default_rng(seed)
+        copies = np.mean([auc(exemplar_copies(pool, loop_train, target, rng))
+                          for _ in range(DRAWS)])
+        same_size = np.mean([auc(pool.sample(int(agrees.sum()), random_state=seed + d))
+                             for d in range(DRAWS)])
         per_seed.append({
             "seed": seed, "pool rows": len(pool), "kept rows": len(kept), "real 40": base,
-            "+ pool": auc(pool), "+ kept": auc(kept) if len(kept) else base,
-            "+ exemplar copies": auc(exemplar_copies(pool, loop_train, target, seed)),
+            "+ pool": auc(pool), "+ pool, weight 0.25": auc(pool, weight=0.25),
+            "+ pool, weight 0.1": auc(pool, weight=0.1),
+            "+ kept": auc(kept) if len(kept) else base,
+            "+ exemplar copies": copies,
             "TSTR pool": auc_alone(pool[cols]), "TRTR 24": auc_alone(loop_train),
-            "coherence pool": coh_pool, "coherence real 40": coh_real,
+            "coherence pool": coh_pool, "coherence pool, whole-class rows": coh_whole,
+            "coherence real 40": coh_real,
             "oracle agrees pool": 100 * agrees.mean(),
             "oracle agrees real 40": 100 * real_agrees.mean(),
             "+ oracle-agreeing pool": auc(pool[agrees]),
+            "+ random pool rows, as many": same_size,
         })
-        best = float(yaml.safe_load((run / "summary.json").read_text())["baseline"]["validation"])
+        best = float(summary["baseline"]["validation"])
         decision_real = pd.concat(
             [loop_train, pd.read_parquet(run / "data" / "real_validation.parquet")[cols]],
             ignore_index=True)  # training split first: exemplars "train:i" index it
         cv_base = cross_validated_auc(suite, decision_real, None, seed)
         for k, frame in batches.items():
-            rec = yaml.safe_load((run / "iterations" / f"iter_{k:03d}.json").read_text())
+            rec = json.loads((run / "iterations" / f"iter_{k:03d}.json").read_text())
             if rec.get("validation_metric") is not None:
                 per_batch.append({"seed": seed, "iteration": k, "rows": len(frame),
                                   "accepted": rec["accepted"],
@@ -171,7 +200,8 @@ def main(data_dir: str, runs_dir: str) -> None:
         print(line)
     print("\nMean over seeds:")
     print(seeds.drop(columns=["seed"]).mean().round(2).to_string())
-    for name in ["+ pool", "+ kept", "+ exemplar copies", "+ oracle-agreeing pool"]:
+    for name in ["+ pool", "+ pool, weight 0.25", "+ pool, weight 0.1", "+ kept",
+                 "+ exemplar copies", "+ oracle-agreeing pool", "+ random pool rows, as many"]:
         gain = seeds[name] - seeds["real 40"]
         print(f"{name} minus real 40: mean {gain.mean():+.2f}, seeds "
               + ", ".join(f"{g:+.2f}" for g in gain))
@@ -222,6 +252,8 @@ def llm_labeller(data_dir: str, n_rows: int) -> None:
                 verbose=False, logits_all=True)
     question = "Does this person earn more than $50,000 a year? Answer yes or no."
     y = (test[target].astype(str).str.strip() == suite.positive).to_numpy()
+    forest = fit_and_score(suite, "random_forest", 0, split.train, None, test)["roc_auc"]
+    print(f"random forest on the 40 real rows: AUC {100 * forest:.1f} on the same {n_rows} rows")
     for k in (0, len(shots)):
         scores = []
         for _, row in test.iterrows():
