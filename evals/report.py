@@ -160,6 +160,7 @@ def _iterations(summary: dict) -> dict:
     ]
     return {
         "metric": summary.get("metric"),
+        "decided_on": decision_label(summary),  # what the "validation" scores are
         "baseline_validation": summary["baseline"]["validation"],
         "final_validation": summary["final"]["validation"],
         "holdout": {"baseline": summary["baseline"]["holdout"],
@@ -542,7 +543,8 @@ def _iterations_html(it: dict) -> str:
     ax = fig.add_subplot()
     xs = [0] + [r["iteration"] for r in it["rows"]]
     best = [it["baseline_validation"]] + [r["best_validation"] for r in it["rows"]]
-    ax.step(xs, best, where="post", color="#555", label="best so far (validation)")
+    on = it.get("decided_on", "validation")
+    ax.step(xs, best, where="post", color="#555", label=f"best so far ({on})")
     ax.plot([0], [it["baseline_validation"]], "o", color="#555")
     for kept, marker, colour, label in ((True, "o", "#2a9d4b", "batch kept"),
                                         (False, "x", "#c0392b", "batch rejected")):
@@ -562,7 +564,7 @@ def _iterations_html(it: dict) -> str:
     rows = [[0, it["baseline_validation"], None, None, None, "baseline"]] + [
         [r["iteration"], r["validation_metric"], r["accepted"], r["rows_generated"],
          r["rows_accepted"], r["reason"]] for r in it["rows"]]
-    table = _table(["iteration", "validation", "kept", "generated", "accepted", "reason"], rows,
+    table = _table(["iteration", on, "kept", "generated", "accepted", "reason"], rows,
                    text_cols=(5,))
     hold_table = _table(["holdout", it["metric"]], [["baseline", hold["baseline"]],
                                                     ["final", hold["final"]]], text_cols=(0,))

@@ -446,6 +446,8 @@ def diff_runs(run_a: str, run_b: str, runs_dir: str | Path = "runs") -> dict[str
         "prompts": prompts,
         "metrics": metrics,
         "per_iteration": per_iteration,
+        # what each run's per-iteration scores are: the validation split's or cross-validated
+        "decided_on": {"a": decision_label(summ_a), "b": decision_label(summ_b)},
         "same_synthetic_data": (summ_a.get("synthetic_sha256") == summ_b.get("synthetic_sha256")
                                 if summ_a and summ_b else None),
     }

@@ -336,7 +336,15 @@ class TestCrossValidatedAccept:
         n_real = len(real)
         label = f"cross-validated (4 folds, {n_real} real rows)"
         assert summary["decided_on"] == {"rule": "cross_validation", "folds": 4, "rows": n_real}
-        assert f"{label}: baseline" in (tmp_path / "cv" / "report.html").read_text()
+        page = (tmp_path / "cv" / "report.html").read_text()
+        assert f"{label}: baseline" in page
+        assert f"<th>{label}</th>" in page and "<th>validation</th>" not in page
+        report = json.loads((tmp_path / "cv" / "report.json").read_text())
+        assert report["iterations"]["decided_on"] == label
+        # so does `runs diff` (the run against itself: both runs decided the same way)
+        from synthloop.inspect import diff_runs
+
+        assert diff_runs("cv", "cv", tmp_path)["decided_on"] == {"a": label, "b": label}
 
     def test_a_batch_that_lowers_the_cross_validated_score_is_refused(self, spec_dict,
                                                                       cancer_df, tmp_path):
