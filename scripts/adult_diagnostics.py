@@ -5,31 +5,32 @@
     .venv/bin/python scripts/adult_diagnostics.py ../shared/bench-data --llm-labeller 200
 
 BENCH_OUT is the --out folder of a finished `synthloop bench adult-lowdata --variants n=20
---methods synthloop` (or open_loop). For each run under runs/ (one per seed), the *pool* is every
-candidate batch the loop wrote, kept or refused: rows that passed validation and curation.
+--methods synthloop` (or open_loop); pass --n 50 for a `--variants n=50` run. For each run
+under runs/ (one per seed), the *pool* is every candidate batch the loop wrote, kept or
+refused: rows that passed validation and curation.
 Every score is test AUC ×100, the mean of the suite's three models, on that seed's split.
 
 Per seed it prints:
-- real 40: the 20 + 20 real rows alone (the `real_only` method);
+- real only: the n + n real rows alone (the `real_only` method; 40 rows at n=20);
 - + pool, + kept: the real rows plus the pool, or plus the rows the loop kept; the pool also
   at sample weights 0.25 and 0.1 (blend.synthetic_weight);
 - + exemplar copies: the real rows plus, for each pool row, a copy of one of the real rows it
   was written from (of its own label where there is one), mean of 5 draws: what the rows add
   over resampling;
-- TSTR pool / TRTR 24: trained on the pool alone, or on the loop's 24 real training rows alone
-  (the rows every exemplar comes from);
+- TSTR pool / TRTR loop train: trained on the pool alone, or on the loop's real training rows
+  alone (24 at n=20: the rows every exemplar comes from);
 - coherence: how well an oracle (LightGBM on the seed's ~16k oracle rows, which the loop never
   sees) ranks the rows by their own labels (AUC), for the pool, for its rows written for a
   whole class rather than an error region (region rows sit near the model's mistakes by
-  design, so they rank worse even when right), and for the 40 real rows; and how often its
+  design, so they rank worse even when right), and for the real rows; and how often its
   label (probability 0.5 or more) is theirs;
 - + oracle-agreeing pool: the real rows plus the pool rows whose label the oracle also gives,
   against as many pool rows drawn at random (mean of 5 draws). A diagnostic only: the loop has
   no oracle, and the selection carries some of the oracle's knowledge into the rows.
 Then, over every batch of every seed: the batch's own effect on test AUC (added alone to the
-40 real rows) against the change of the validation metric the loop decided on (its forest on
-the 24 training rows plus the batches kept so far, against the best so far), and against the
-change of a 5-fold cross-validated AUC over the loop's 36 real rows (training and validation)
+real rows) against the change of the validation metric the loop decided on (its forest on its
+training rows plus the batches kept so far, against the best so far), and against the change
+of a 5-fold cross-validated AUC over the loop's training and validation rows (36 at n=20)
 when the batch alone is added, scored with the suite's three models. The two signals are not
 measured on the same footing as the test gain; they are what could have been known.
 
@@ -98,8 +99,8 @@ def cross_validated_auc(suite, real: pd.DataFrame, batch: pd.DataFrame | None,
     return 100 * float(np.mean([roc_auc_score(y == pos, o) for o in out]))
 
 
-def main(data_dir: str, runs_dir: str) -> None:
-    suite = adult_suite(Path(data_dir), sizes=(20,))
+def main(data_dir: str, runs_dir: str, n: int = 20) -> None:
+    suite = adult_suite(Path(data_dir), sizes=(n,))
     target, pos = suite.target, suite.positive
     runs = sorted(p for p in Path(runs_dir).iterdir() if (p / "summary.json").is_file())
     if not runs:
@@ -162,16 +163,16 @@ def main(data_dir: str, runs_dir: str) -> None:
         same_size = np.mean([auc(pool.sample(int(agrees.sum()), random_state=seed + d))
                              for d in range(DRAWS)])
         per_seed.append({
-            "seed": seed, "pool rows": len(pool), "kept rows": len(kept), "real 40": base,
+            "seed": seed, "pool rows": len(pool), "kept rows": len(kept), "real only": base,
             "+ pool": auc(pool), "+ pool, weight 0.25": auc(pool, weight=0.25),
             "+ pool, weight 0.1": auc(pool, weight=0.1),
             "+ kept": auc(kept) if len(kept) else base,
             "+ exemplar copies": copies,
-            "TSTR pool": auc_alone(pool[cols]), "TRTR 24": auc_alone(loop_train),
+            "TSTR pool": auc_alone(pool[cols]), "TRTR loop train": auc_alone(loop_train),
             "coherence pool": coh_pool, "coherence pool, whole-class rows": coh_whole,
-            "coherence real 40": coh_real,
+            "coherence real": coh_real,
             "oracle agrees pool": 100 * agrees.mean(),
-            "oracle agrees real 40": 100 * real_agrees.mean(),
+            "oracle agrees real": 100 * real_agrees.mean(),
             "+ oracle-agreeing pool": auc(pool[agrees]),
             "+ random pool rows, as many": same_size,
         })
@@ -194,7 +195,8 @@ def main(data_dir: str, runs_dir: str) -> None:
 
     seeds = pd.DataFrame(per_seed)
     pd.set_option("display.width", 250)
-    print("Per seed (AUC ×100, mean of LightGBM, random forest, logistic regression):")
+    print(f"n={n} real rows per class; per seed (AUC ×100, mean of LightGBM, random forest, "
+          "logistic regression):")
     print(seeds.round(2).to_string(index=False))
     for line in skipped:
         print(line)
@@ -202,16 +204,17 @@ def main(data_dir: str, runs_dir: str) -> None:
     print(seeds.drop(columns=["seed"]).mean().round(2).to_string())
     for name in ["+ pool", "+ pool, weight 0.25", "+ pool, weight 0.1", "+ kept",
                  "+ exemplar copies", "+ oracle-agreeing pool", "+ random pool rows, as many"]:
-        gain = seeds[name] - seeds["real 40"]
-        print(f"{name} minus real 40: mean {gain.mean():+.2f}, seeds "
+        gain = seeds[name] - seeds["real only"]
+        print(f"{name} minus real only: mean {gain.mean():+.2f}, seeds "
               + ", ".join(f"{g:+.2f}" for g in gain))
     batches = pd.DataFrame(per_batch)
     if len(batches) > 2:
         gain = batches["test gain"]
         print(f"\n{len(batches)} batches: test gain of a batch alone {gain.mean():+.2f} ± "
               f"{gain.std():.2f} (mean ± std); share positive {(gain > 0).mean():.2f}")
-        signals = {"validation change": "the loop's forest on its 12 validation rows",
-                   "cross-validated change": "the 3 models, 5 folds over its 36 real rows"}
+        signals = {"validation change": "the loop's forest on its validation rows",
+                   "cross-validated change": "the 3 models, 5 folds over the loop's "
+                                             "training and validation rows"}
         for signal, what in signals.items():
             r = batches[signal].corr(gain, method="spearman")
             within = [g[signal].corr(g["test gain"], method="spearman")
@@ -279,11 +282,13 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data_dir")
     parser.add_argument("runs_dir", nargs="?")
+    parser.add_argument("--n", type=int, default=20, choices=(20, 50),
+                        help="real rows per class of the bench run (its --variants)")
     parser.add_argument("--llm-labeller", type=int, metavar="N")
     args = parser.parse_args()
     if not args.runs_dir and not args.llm_labeller:
         parser.error("pass RUNS_DIR (a bench --out folder's runs/) or --llm-labeller N")
     if args.runs_dir:
-        main(args.data_dir, args.runs_dir)
+        main(args.data_dir, args.runs_dir, args.n)
     if args.llm_labeller:
         llm_labeller(args.data_dir, args.llm_labeller)
