@@ -393,15 +393,15 @@ def _loop(suite: Suite, split: BenchSplit, n: int, ctx: dict, feedback: bool) ->
         runs_dir = Path(ctx.get("runs_dir", Path(tmp) / "runs"))
         summary = run_loop(spec, runs_dir)
         syn = pd.read_parquet(runs_dir / summary["run_id"] / "data" / "synthetic.parquet")
-    cols = list(split.train.columns)
+    tokens = int(summary["total_tokens"])
     if not len(syn):
-        return Augmented(split.train, tokens=int(summary["total_tokens"]))
-    out = pd.concat([split.train, syn[cols]], ignore_index=True)
+        return Augmented(split.train, tokens=tokens)
+    out = pd.concat([split.train, syn[list(split.train.columns)]], ignore_index=True)
     # the models are scored as the loop trained them: synthetic rows at blend.synthetic_weight
     w = spec.blend.synthetic_weight
     weights = (None if w == 1.0
                else np.concatenate([np.ones(len(split.train)), np.full(len(syn), w)]))
-    return Augmented(out, weights=weights, tokens=int(summary["total_tokens"]))
+    return Augmented(out, weights=weights, tokens=tokens)
 
 
 def m_open_loop(suite, split, n, ctx) -> Augmented:

@@ -543,7 +543,7 @@ def _iterations_html(it: dict) -> str:
     ax = fig.add_subplot()
     xs = [0] + [r["iteration"] for r in it["rows"]]
     best = [it["baseline_validation"]] + [r["best_validation"] for r in it["rows"]]
-    on = it.get("decided_on", "validation")
+    on = it["decided_on"]
     ax.step(xs, best, where="post", color="#555", label=f"best so far ({on})")
     ax.plot([0], [it["baseline_validation"]], "o", color="#555")
     for kept, marker, colour, label in ((True, "o", "#2a9d4b", "batch kept"),

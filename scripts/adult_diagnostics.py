@@ -54,6 +54,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
 from synthloop.evals.bench import _featurize, _lgbm100, adult_suite, fit_and_score
+from synthloop.graphs.nodes import exemplar_rows
 from synthloop.tools.training import stratified_folds
 
 DRAWS = 5  # random draws averaged for the exemplar-copy and same-size controls
@@ -65,9 +66,8 @@ def exemplar_copies(pool: pd.DataFrame, loop_train: pd.DataFrame, target: str,
     label where there is one)."""
     labels = loop_train[target].astype(str).str.strip().to_numpy()
     picks = []
-    for ex, label in zip(pool["_sl_exemplars"].fillna("").astype(str),
-                         pool[target].astype(str).str.strip()):
-        idx = [int(e[6:]) for e in ex.split(",") if e.startswith("train:")]
+    for sources, label in zip(exemplar_rows(pool), pool[target].astype(str).str.strip()):
+        idx = sorted(sources)
         if idx:
             same = [i for i in idx if labels[i] == label] or idx
             picks.append(int(rng.choice(same)))
@@ -82,8 +82,7 @@ def cross_validated_auc(suite, real: pd.DataFrame, batch: pd.DataFrame | None,
     suite's models instead of the loop's)."""
     target, pos = suite.target, suite.positive
     y = real[target].astype(str).str.strip()
-    sources = ([{int(t[6:]) for t in str(v).split(",") if t.startswith("train:")}
-                for v in batch["_sl_exemplars"]] if batch is not None else [])
+    sources = exemplar_rows(batch) if batch is not None else []
     out = np.zeros((len(suite.models), len(real)))
     for fit_idx, held in stratified_folds(y, 5, seed):
         parts = [real.iloc[fit_idx]]
@@ -114,19 +113,17 @@ def main(data_dir: str, runs_dir: str, n: int = 20) -> None:
         cols = list(split.train.columns)
         real = split.train
 
-        def auc(*extra: pd.DataFrame, weight: float = 1.0, seed=seed, split=split, real=real,
-                cols=cols) -> float:
-            train = pd.concat([real, *[e[cols] for e in extra]], ignore_index=True)
-            w = (None if weight == 1.0
-                 else np.r_[np.ones(len(real)), np.full(len(train) - len(real), weight)])
+        def auc_alone(train: pd.DataFrame, w: np.ndarray | None = None, seed=seed,
+                      split=split) -> float:
             return 100 * float(np.mean([fit_and_score(suite, m, seed, train, w,
                                                       split.test)["roc_auc"]
                                         for m in suite.models]))
 
-        def auc_alone(train: pd.DataFrame, seed=seed, split=split) -> float:
-            return 100 * float(np.mean([fit_and_score(suite, m, seed, train, None,
-                                                      split.test)["roc_auc"]
-                                        for m in suite.models]))
+        def auc(*extra: pd.DataFrame, weight: float = 1.0, real=real, cols=cols) -> float:
+            train = pd.concat([real, *[e[cols] for e in extra]], ignore_index=True)
+            w = (None if weight == 1.0
+                 else np.r_[np.ones(len(real)), np.full(len(train) - len(real), weight)])
+            return auc_alone(train, w)
 
         batches = {}
         for path in sorted((run / "data" / "batches").glob("iter_*_candidate.parquet")):

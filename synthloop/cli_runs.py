@@ -273,7 +273,7 @@ def diff_cmd(run_a: str = typer.Argument(..., help="The first run."),
         t.add_row(m["metric"], _n(m["a"], fmt), _n(m["b"], fmt),
                   _n(delta, "+" + fmt) if isinstance(delta, float) else _n(delta))
     out.print(t)
-    on = d.get("decided_on") or {"a": "validation", "b": "validation"}
+    on = d["decided_on"]
     scores = on["a"] if on["a"] == on["b"] else f"decision (A: {on['a']}; B: {on['b']})"
     t = Table(title=f"{scores} metric by iteration (kept?)", title_justify="left")
     for col in ("iter", "A", "B"):
