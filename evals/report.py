@@ -529,6 +529,8 @@ def _header_html(run: dict) -> str:
         ["metric", run["metric"]], ["class that matters", run["positive_class"]],
         [f"{decision_label(run)}: baseline", b["validation"]],
         [f"{decision_label(run)}: final", f["validation"]],
+        [f"{decision_label(run)}: one standard error of the lift",
+         lift.get("validation_se")],
         ["holdout: baseline", b["holdout"]], ["holdout: final", f["holdout"]],
         ["holdout lift", lift["holdout"]], ["holdout lift 95% CI low", ci[0]],
         ["holdout lift 95% CI high", ci[1]], ["synthetic rows kept", run["synthetic_rows"]],

@@ -541,7 +541,14 @@ def report(state: LoopState, ctx: LoopContext) -> dict:
     kw = {"threshold": spec.metric.threshold, "precision": spec.metric.precision}
     ci = HoldoutLift.compute(y, pb, pf, schema.classes, schema.positive_class, spec.metric.name,
                              n_boot=1000, seed=spec.seed, **kw)
-    syn = ctx.synthetic(state.get("synthetic_batches", []))
+    kept = state.get("synthetic_batches", [])
+    # how far the decision rows' own noise moves the validation lift (paired bootstrap): on a
+    # small split a lift the user would believe is within it
+    val_se = round(difference_standard_error(
+        decision_rows(ctx)[schema.target].to_numpy(), decision_proba(ctx, [], lambda: base),
+        decision_proba(ctx, kept, lambda: final), schema.classes, schema.positive_class,
+        spec.metric.name, seed=spec.seed, **kw), 6) if kept else 0.0
+    syn = ctx.synthetic(kept)
     if syn is None:
         syn = pd.DataFrame()
     ctx.store.write_frame(SYNTHETIC, syn)
@@ -569,6 +576,7 @@ def report(state: LoopState, ctx: LoopContext) -> dict:
         "baseline": {"validation": state["baseline_validation"], "holdout": base_h},
         "final": {"validation": final_val, "holdout": final_h},
         "lift": {"validation": round(final_val - state["baseline_validation"], 6),
+                 "validation_se": val_se,
                  "holdout": round(final_h - base_h, 6),
                  "holdout_ci95": [round(ci["ci_low"], 6), round(ci["ci_high"], 6)]},
         "holdout_all_metrics": {

@@ -102,11 +102,14 @@ def iteration_table(summary: dict[str, Any]) -> Table:
 
 
 def print_summary(summary: dict[str, Any]) -> None:
+    from synthloop.inspect import decision_label, validation_noise
+
     out.print(iteration_table(summary))
     b, f, lift = summary["baseline"], summary["final"], summary["lift"]
     out.print(f"stop reason: {summary['stop_reason']}")
-    out.print(f"{summary['metric']} validation: baseline {b['validation']:.4f} -> final "
-              f"{f['validation']:.4f}")
+    out.print(f"{summary['metric']} {decision_label(summary)}: baseline "
+              f"{b['validation']:.4f} -> final {f['validation']:.4f}"
+              f"{validation_noise(summary)}")
     ci = lift.get("holdout_ci95")
     ci_text = f", 95% CI [{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else ""
     out.print(f"{summary['metric']} holdout:    baseline {b['holdout']:.4f} -> final "

@@ -110,7 +110,7 @@ def show_cmd(
     each rejection, and LLM tokens and seconds by node (of one iteration with --iteration).
     """
     from synthloop.cli import iteration_table
-    from synthloop.inspect import decision_label, show_run
+    from synthloop.inspect import decision_label, show_run, validation_noise
 
     try:
         d = show_run(run_id, runs_dir, iteration=iteration, rows=rows)
@@ -129,7 +129,7 @@ def show_cmd(
         b, f, lift = s["baseline"], s["final"], s["lift"]
         ci = lift.get("holdout_ci95") or [None, None]
         out.print(f"{s['metric']} {decision_label(s)} {b['validation']:.4f} → "
-                  f"{f['validation']:.4f}; "
+                  f"{f['validation']:.4f}{validation_noise(s)}; "
                   f"holdout {b['holdout']:.4f} → {f['holdout']:.4f} (lift {lift['holdout']:+.4f}, "
                   f"95% CI [{_n(ci[0], '+.4f')}, {_n(ci[1], '+.4f')}]); "
                   f"{s['synthetic_rows']} synthetic rows kept; {s['total_tokens']} tokens; "

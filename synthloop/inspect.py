@@ -63,6 +63,18 @@ def decision_label(run: dict) -> str:
     return "validation"
 
 
+def validation_noise(run: dict) -> str:
+    """The validation lift beside one standard error of it on the rows that decided (paired
+    bootstrap), e.g. " (lift +0.0972 ± 0.0891, one standard error over 12 rows)"; empty for a
+    run that kept nothing or was written before the figure existed."""
+    se = (run.get("lift") or {}).get("validation_se")
+    if not se:
+        return ""
+    rows = (run.get("decided_on") or {}).get("rows")
+    over = f" over {rows} rows" if rows else ""
+    return f" (lift {run['lift']['validation']:+.4f} ± {se:.4f}, one standard error{over})"
+
+
 def run_folders(runs_dir: str | Path) -> list[Path]:
     where = Path(runs_dir)
     if not where.is_dir():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import joblib
 import numpy as np
 import pandas as pd
 
@@ -385,14 +386,18 @@ class TestCrossValidatedAccept:
         summary = run(spec, tmp_path, scripted(loop_script(generate=jittered_rows_reply)),
                       run_id="cvauto")
 
-        # measured once, over every real training and validation row, between the baseline's
-        # and the batch's out-of-fold predictions; that standard error is the tolerance
+        # measured over every real training and validation row, between the baseline's and
+        # the batch's out-of-fold predictions; that standard error is the tolerance. The
+        # report measures it again between baseline and final: with the one batch kept, the
+        # same figure, the validation lift's standard error
         data = tmp_path / "cvauto" / "data"
         n_real = (len(pd.read_parquet(data / "real_train.parquet"))
                   + len(pd.read_parquet(data / "real_validation.parquet")))
         (record,) = summary["iterations"]
-        assert [(n, differ) for n, differ, _ in seen] == [(n_real, True)]
+        assert record["accepted"] is True
+        assert [(n, differ) for n, differ, _ in seen] == [(n_real, True)] * 2
         assert record["tolerance"] == round(seen[0][2], 6) > 0
+        assert summary["lift"]["validation_se"] == record["tolerance"]
         assert summary["decided_on"] == {"rule": "cross_validation", "folds": 5, "rows": n_real}
 
     def test_a_synthetic_row_never_helps_score_its_own_exemplar(self, spec_dict, monkeypatch,
@@ -422,3 +427,55 @@ class TestCrossValidatedAccept:
             assert sources and all(not (src & held_out) for src in sources)
         # ... and some fold did hold out an exemplar, so rows were left out of it
         assert min(len(sources) for _, sources in folds) < len(candidate)
+
+
+class TestValidationLiftNoise:
+    """The summary, the console and the report give the validation lift beside one standard
+    error of it on the rows that decided: on a small split a lift the user would believe is
+    within the split's own noise."""
+
+    def test_the_standard_error_is_the_paired_bootstrap_of_baseline_and_final(
+            self, spec_dict, tmp_path, capsys):
+        from synthloop.cli import print_summary
+        from synthloop.evals.utility import difference_standard_error
+
+        # F1 and heavily weighted rows, so that the batch moves the validation score (the
+        # ranking metrics do not move on this easy data)
+        spec = make_spec(spec_dict, metric={"name": "f1"},
+                         blend={"synthetic_weight": 10, "max_validation_drop": 1})
+        summary = run(spec, tmp_path, scripted(loop_script(generate=jittered_rows_reply)),
+                      run_id="se")
+
+        (record,) = summary["iterations"]
+        assert record["accepted"] is True
+        # recomputed from the stored models on the stored validation rows
+        folder = tmp_path / "se"
+        val = pd.read_parquet(folder / "data" / "real_validation.parquet")
+        models = [joblib.load(folder / "models" / f"{m}.joblib") for m in ("baseline", "final")]
+        schema = json.loads((folder / "schema.json").read_text())
+        expected = difference_standard_error(
+            val[schema["target"]].to_numpy(), *(m.predict_proba(val) for m in models),
+            schema["classes"], schema["positive_class"], spec.metric.name, seed=spec.seed,
+            threshold=spec.metric.threshold, precision=spec.metric.precision)
+        se = summary["lift"]["validation_se"]
+        assert summary["lift"]["validation"] != 0
+        assert se > 0 and abs(se - expected) < 1e-6
+        print_summary(summary)
+        line = next(ln for ln in capsys.readouterr().out.splitlines() if "-> final" in ln)
+        assert (f"(lift {summary['lift']['validation']:+.4f} ± {se:.4f}, one standard error "
+                f"over {len(val)} rows)") in line
+        report = json.loads((folder / "report.json").read_text())
+        assert report["run"]["lift"]["validation_se"] == se
+        assert "one standard error of the lift" in (folder / "report.html").read_text()
+
+    def test_a_run_that_kept_nothing_has_no_lift_and_no_noise_to_report(self, spec_dict,
+                                                                         tmp_path):
+        from synthloop.inspect import validation_noise
+
+        spec = make_spec(spec_dict, budget={"max_iterations": 1}, generator=NO_REPAIR)
+        summary = run(spec, tmp_path, scripted(loop_script(generate=out_of_range_reply)),
+                      run_id="none")
+
+        assert summary["synthetic_rows"] == 0
+        assert summary["lift"]["validation_se"] == 0.0
+        assert validation_noise(summary) == ""

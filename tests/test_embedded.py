@@ -33,7 +33,7 @@ class TestEmbeddedLLM:
         assert summary["fallbacks"] == (record["prompt_author"] == "fallback")
         for key in ("baseline", "final"):
             assert set(summary[key]) == {"validation", "holdout"}
-        assert set(summary["lift"]) == {"validation", "holdout", "holdout_ci95"}
+        assert set(summary["lift"]) == {"validation", "validation_se", "holdout", "holdout_ci95"}
         low, high = summary["lift"]["holdout_ci95"]
         assert low <= summary["lift"]["holdout"] <= high
         # ... from real calls with real token counts ...
