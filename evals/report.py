@@ -530,7 +530,7 @@ def _header_html(run: dict) -> str:
         [f"{decision_label(run)}: baseline", b["validation"]],
         [f"{decision_label(run)}: final", f["validation"]],
         [f"{decision_label(run)}: one standard error of the lift",
-         lift.get("validation_se")],
+         lift.get("validation_se") or None],  # none for a run that kept nothing
         ["holdout: baseline", b["holdout"]], ["holdout: final", f["holdout"]],
         ["holdout lift", lift["holdout"]], ["holdout lift 95% CI low", ci[0]],
         ["holdout lift 95% CI high", ci[1]], ["synthetic rows kept", run["synthetic_rows"]],

@@ -537,17 +537,28 @@ def report(state: LoopState, ctx: LoopContext) -> dict:
     final = ctx.store.read_model(state["current_model"])
     pb, pf = base.predict_proba(holdout), final.predict_proba(holdout)
     base_h, final_h = primary_metric(ctx, y, pb), primary_metric(ctx, y, pf)
-    final_val = state.get("best_validation", state["baseline_validation"])
     kw = {"threshold": spec.metric.threshold, "precision": spec.metric.precision}
     ci = HoldoutLift.compute(y, pb, pf, schema.classes, schema.positive_class, spec.metric.name,
                              n_boot=1000, seed=spec.seed, **kw)
     kept = state.get("synthetic_batches", [])
-    # how far the decision rows' own noise moves the validation lift (paired bootstrap): on a
-    # small split a lift the user would believe is within it
-    val_se = round(difference_standard_error(
-        decision_rows(ctx)[schema.target].to_numpy(), decision_proba(ctx, [], lambda: base),
-        decision_proba(ctx, kept, lambda: final), schema.classes, schema.positive_class,
-        spec.metric.name, seed=spec.seed, **kw), 6) if kept else 0.0
+    final_val, val_se, new_events = state["baseline_validation"], 0.0, []
+    if kept:
+        # the final model's own score on the rows that decided (with a tolerance above 0 it
+        # may sit below the best score a batch reached), and how far those rows' own noise
+        # moves its lift (paired bootstrap): on a small split a lift the user would believe
+        # is within it
+        p_final = decision_proba(ctx, kept, lambda: final)
+        final_val = decision_score(ctx, p_final)
+        try:
+            val_se = round(difference_standard_error(
+                decision_rows(ctx)[schema.target].to_numpy(),
+                decision_proba(ctx, [], lambda: base), p_final, schema.classes,
+                schema.positive_class, spec.metric.name, seed=spec.seed, **kw), 6)
+        except Exception as exc:  # a plugin metric that cannot score a resample
+            val_se = None
+            new_events.append({"kind": "validation_se_failed", "node": "report",
+                               "reason": f"{type(exc).__name__}: {exc}"})
+    events = [*state.get("events", []), *new_events]
     syn = ctx.synthetic(kept)
     if syn is None:
         syn = pd.DataFrame()
@@ -562,7 +573,6 @@ def report(state: LoopState, ctx: LoopContext) -> dict:
     seconds_by_node: dict[str, float] = {}
     for t in state.get("timings", []):
         seconds_by_node[t["node"]] = round(seconds_by_node.get(t["node"], 0) + t["seconds"], 3)
-    events = state.get("events", [])
     summary = {
         "run_id": state["run_id"],
         "status": "finished",
@@ -613,5 +623,6 @@ def report(state: LoopState, ctx: LoopContext) -> dict:
         summary["events"] = [*events, event]
         ctx.store.write_json("summary.json", summary)
         return {"status": "finished", "synthetic_sha256": summary["synthetic_sha256"],
-                "events": [event]}
-    return {"status": "finished", "synthetic_sha256": summary["synthetic_sha256"]}
+                "events": [*new_events, event]}
+    return {"status": "finished", "synthetic_sha256": summary["synthetic_sha256"],
+            "events": new_events}

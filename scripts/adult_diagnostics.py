@@ -3,6 +3,7 @@
 
     .venv/bin/python scripts/adult_diagnostics.py ../shared/bench-data BENCH_OUT/runs
     .venv/bin/python scripts/adult_diagnostics.py ../shared/bench-data --llm-labeller 200
+    .venv/bin/python scripts/adult_diagnostics.py ../shared/bench-data BENCH_OUT/runs --embedding-critic
 
 BENCH_OUT is the --out folder of a finished `synthloop bench adult-lowdata --variants n=20
 --methods synthloop` (or open_loop); pass --n 50 for a `--variants n=50` run. For each run
@@ -262,18 +263,20 @@ def embedding_critic(data_dir: str, runs_dir: str, n: int = 20) -> None:
     target, pos = suite.target, suite.positive
     encoder = SentenceTransformer(str(model_path()), device="cpu")
     classes = encoder.encode(list(CLASS_SENTENCES.values()), normalize_embeddings=True)
+    assert pos in CLASS_SENTENCES and len(CLASS_SENTENCES) == 2, "one sentence per class"
     sign = np.array([1.0 if c == pos else -1.0 for c in CLASS_SENTENCES])
 
     def score(df: pd.DataFrame) -> np.ndarray:
         """Cosine to the positive class's sentence minus cosine to the other's, of the row
-        written as 'column value, column value, ...' (no label)."""
-        texts = [", ".join(f"{c} {v}" for c, v in row.items() if c != target and
-                           not str(c).startswith("_sl_")) for _, row in df.iterrows()]
+        written as 'column value, column value, ...' in the bench's column order, no label."""
+        texts = [", ".join(f"{c} {row[c]}" for c in cols if c != target)
+                 for _, row in df.iterrows()]
         return encoder.encode(texts, normalize_embeddings=True, batch_size=64) @ classes.T @ sign
 
     per_seed, skipped = [], []
+    cols: list[str] = []
     for run, _, seed, split, batches in seed_runs(suite, runs_dir, skipped):
-        cols = list(split.train.columns)
+        cols[:] = list(split.train.columns)
         auc = suite_auc(suite, seed, split, split.train)[0]
         pool = pd.concat(batches.values(), ignore_index=True)
         seen = pd.concat([pd.read_parquet(run / "data" / f"real_{part}.parquet")[cols]

@@ -65,13 +65,16 @@ def decision_label(run: dict) -> str:
 
 def validation_noise(run: dict) -> str:
     """The validation lift beside one standard error of it on the rows that decided (paired
-    bootstrap), e.g. " (lift +0.0972 ± 0.0891, one standard error over 12 rows)"; empty for a
-    run that kept nothing or was written before the figure existed."""
+    bootstrap), e.g. " (lift +0.0972 ± 0.2095, one standard error over 12 rows)"; empty for a
+    run that kept nothing, whose figure could not be measured, or that was written before it
+    existed."""
     se = (run.get("lift") or {}).get("validation_se")
-    if not se:
+    if not se or not math.isfinite(se):
         return ""
-    rows = (run.get("decided_on") or {}).get("rows")
-    over = f" over {rows} rows" if rows else ""
+    decided = run.get("decided_on") or {}
+    # a cross-validated label already names its rows
+    over = (f" over {decided['rows']} rows"
+            if decided.get("rows") and decided.get("rule") != "cross_validation" else "")
     return f" (lift {run['lift']['validation']:+.4f} ± {se:.4f}, one standard error{over})"
 
 

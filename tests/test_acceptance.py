@@ -437,6 +437,7 @@ class TestValidationLiftNoise:
     def test_the_standard_error_is_the_paired_bootstrap_of_baseline_and_final(
             self, spec_dict, tmp_path, capsys):
         from synthloop.cli import print_summary
+        from synthloop.evals.classification import score_all
         from synthloop.evals.utility import difference_standard_error
 
         # F1 and heavily weighted rows, so that the batch moves the validation score (the
@@ -458,6 +459,13 @@ class TestValidationLiftNoise:
             schema["classes"], schema["positive_class"], spec.metric.name, seed=spec.seed,
             threshold=spec.metric.threshold, precision=spec.metric.precision)
         se = summary["lift"]["validation_se"]
+        # the final score is the final model's own (with a tolerance above 0 it may differ
+        # from the best score a batch reached)
+        final_f1 = score_all(val[schema["target"]].to_numpy(), models[1].predict_proba(val),
+                             schema["classes"], schema["positive_class"],
+                             threshold=spec.metric.threshold,
+                             precision=spec.metric.precision)["f1"]
+        assert abs(summary["final"]["validation"] - final_f1) < 1e-6
         assert summary["lift"]["validation"] != 0
         assert se > 0 and abs(se - expected) < 1e-6
         print_summary(summary)
@@ -479,3 +487,17 @@ class TestValidationLiftNoise:
         assert summary["synthetic_rows"] == 0
         assert summary["lift"]["validation_se"] == 0.0
         assert validation_noise(summary) == ""
+
+    def test_the_figure_is_left_out_where_there_is_none_to_give(self):
+        from synthloop.inspect import validation_noise
+
+        lift = {"validation": 0.05}
+        assert validation_noise({"lift": lift}) == ""  # written before the figure existed
+        assert validation_noise({"lift": {**lift, "validation_se": None}}) == ""  # not measured
+        assert validation_noise({"lift": {**lift, "validation_se": float("nan")}}) == ""
+        split = {"lift": {**lift, "validation_se": 0.02},
+                 "decided_on": {"rule": "validation", "rows": 12}}
+        assert validation_noise(split) == " (lift +0.0500 ± 0.0200, one standard error over 12 rows)"
+        # a cross-validated run's label already names its rows
+        cv = {**split, "decided_on": {"rule": "cross_validation", "folds": 5, "rows": 36}}
+        assert validation_noise(cv) == " (lift +0.0500 ± 0.0200, one standard error)"
