@@ -30,6 +30,7 @@ from synthloop.graphs.components import (
 from synthloop.graphs.context import (
     CONSISTENCY,
     HOLDOUT,
+    LABEL_CRITIC,
     LEAKAGE,
     SCHEMA,
     SYNTHETIC,
@@ -400,6 +401,25 @@ def validate(state: LoopState, ctx: LoopContext) -> dict:
     return {"batch": info}
 
 
+def label_critic(ctx: LoopContext):
+    """The run's fitted label critic (curation.label_critic), fitted on the real training rows
+    at first use and again when a fork changes its settings; None when it is off."""
+    cur = ctx.spec.curation
+    if not cur.label_critic:
+        return None
+    if ctx.store.exists(LABEL_CRITIC):
+        critic = ctx.store.read_model(LABEL_CRITIC)
+        if critic.sentences == cur.label_critic and critic.min_auc == cur.label_critic_min_auc:
+            return critic
+    from synthloop.tools.label_critic import LabelCritic
+
+    critic = LabelCritic(cur.label_critic, cur.label_critic_min_auc, ctx.spec.seed).fit(
+        ctx.frame(TRAIN), ctx.schema)
+    ctx.store.write_model(LABEL_CRITIC, critic)
+    ctx.store.write_json("data/label_critic.json", critic.describe())
+    return critic
+
+
 def curate_node(state: LoopState, ctx: LoopContext) -> dict:
     k = state["iteration"]
     info = dict(state["batch"])
@@ -408,7 +428,8 @@ def curate_node(state: LoopState, ctx: LoopContext) -> dict:
     if valid.empty or info.get("blocked"):
         info["curated"] = ctx.store.write_frame(batch_path(k, "curated"), valid)
         info["rejected"] = ctx.store.write_frame(batch_path(k, "rejected"), invalid)
-        info["checks"] = {**info["checks"], "inconsistent": 0, "low_confidence": 0}
+        info["checks"] = {**info["checks"], "inconsistent": 0, "contradicted": 0,
+                          "low_confidence": 0}
         return {"batch": info}
     # a run started before the consistency check has no model of it
     inconsistent, column = (ctx.store.read_model(CONSISTENCY).check(valid)
@@ -417,17 +438,23 @@ def curate_node(state: LoopState, ctx: LoopContext) -> dict:
     model = ctx.store.read_model(state["current_model"])
     keep, conf = curate(valid, model.predict_proba(valid), ctx.schema, state["confidence_floors"],
                         state.get("region_floors"))
+    critic = label_critic(ctx)
+    contradicted = (critic.contradicted(valid) if critic is not None
+                    else np.zeros(len(valid), bool)) & ~inconsistent
     curated = valid.assign(_sl_confidence=np.round(conf, 6))
     reason = np.where(inconsistent, [f"inconsistent with its other columns: {c}" for c in column],
-                      np.where(keep, "", "low confidence in its label"))
-    keep &= ~inconsistent
+                      np.where(contradicted, "its label contradicts the class sentences",
+                               np.where(keep, "", "low confidence in its label")))
+    low_confidence = ~keep & ~inconsistent & ~contradicted
+    keep &= ~inconsistent & ~contradicted
     dropped = curated.loc[~keep].assign(_sl_reject=reason[~keep])
     # written from the validation rejects each time, so a re-run after a crash never appends
     rejected = pd.concat([invalid, dropped], ignore_index=True)
     info["rejected"] = ctx.store.write_frame(batch_path(k, "rejected"), rejected)
     info["curated"] = ctx.store.write_frame(batch_path(k, "curated"), curated.loc[keep])
     info["checks"] = {**info["checks"], "inconsistent": int(inconsistent.sum()),
-                      "low_confidence": int((~keep & ~inconsistent).sum())}
+                      "contradicted": int(contradicted.sum()),
+                      "low_confidence": int(low_confidence.sum())}
     if not keep.any():
         info["blocked"] = "curation removed every row"
     return {"batch": info}

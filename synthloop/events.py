@@ -33,6 +33,7 @@ def node_rows(node: str, update: dict[str, Any]) -> dict[str, int]:
         return {"valid": int(checks.get("generated", 0)) - bad, "invalid": bad}
     if node == "curate" and checks:
         return {"inconsistent": int(checks.get("inconsistent", 0)),
+                "contradicted": int(checks.get("contradicted", 0)),
                 "low_confidence": int(checks.get("low_confidence", 0))}
     if node == "blend" and checks:
         return {"over_cap": int(checks.get("over_cap", 0))}
@@ -77,8 +78,11 @@ def node_message(node: str, update: dict[str, Any]) -> str:
         return (f"label accuracy {_num(checks['label_accuracy'])}, "
                 f"{checks.get('label_removed', 0)} removed")
     if node == "curate" and "low_confidence" in checks:
+        contradicted = (f", {checks['contradicted']} as contradicting the class sentences"
+                        if checks.get("contradicted") else "")
         return (f"{checks.get('inconsistent', 0)} row(s) dropped as inconsistent with their "
-                f"other columns, {checks['low_confidence']} for low confidence in their label")
+                f"other columns{contradicted}, {checks['low_confidence']} for low confidence "
+                "in their label")
     if node == "blend" and "over_cap" in checks:
         return f"{checks['over_cap']} row(s) over the synthetic-share cap or the class balance"
     if node == "accept" and update.get("iterations"):

@@ -226,6 +226,23 @@ class CurationSpec(_Section):
         "different exemplars into rows no real record resembles. Needs 100+ real training rows. "
         "0 disables.",
     )
+    label_critic: dict[str, str] | None = Field(
+        None,
+        description="One sentence per class saying what it means, e.g. {'>50K': 'This person "
+        "earns more than $50,000 a year.', '<=50K': '...less than...'}. The embedded sentence "
+        "encoder then reads each synthetic row as 'column value, ...' text and drops it when "
+        "the sentences point to another class than its label (a logistic regression on the "
+        "row's cosines to them, fitted on the real training rows). A check that knows the "
+        "domain, where the generator may not. Table loops only. None: off.",
+    )
+    label_critic_min_auc: float = Field(
+        0.6,
+        ge=0.5,
+        le=1,
+        description="Use the label critic only if it ranks the real training rows (out of "
+        "fold, ROC-AUC) at least this well; otherwise the run goes on without it "
+        "(data/label_critic.json says so).",
+    )
     per_region: bool = Field(
         True,
         description="Hold a row written for an error region to the real rows of its label "
