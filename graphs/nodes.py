@@ -203,6 +203,7 @@ def prepare(state: LoopState, ctx: LoopContext) -> dict:
         train, schema, ranked)
     ctx.store.write_model(CONSISTENCY, consistency)
     ctx.store.write_json("data/consistency.json", consistency.describe())
+    label_critic(ctx)  # fitted now, so that a sentence missing for a class fails before any LLM call
     prompt = PromptVersion(
         id=f"{spec.name}-gen", version=1, model=ctx.client.model_id if ctx.client else "none",
         temperature=spec.generator.temperature, text=INITIAL_INSTRUCTION,

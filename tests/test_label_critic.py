@@ -129,3 +129,15 @@ class TestInTheLoop:
 
         assert summary["iterations"][0]["checks"]["contradicted"] == 0
         assert not (tmp_path / "plain" / "data" / "label_critic.json").exists()
+
+    def test_a_class_without_a_sentence_fails_before_any_llm_call(self, spec_dict, tmp_path):
+        calls = []
+
+        def never(messages, params):
+            calls.append(1)
+            raise AssertionError("no LLM call expected")
+
+        spec = make_spec(spec_dict, curation={"label_critic": {"benign": "Benign."}})
+        with pytest.raises(SpecError, match="missing: malignant"):
+            run(spec, tmp_path, scripted(never), run_id="nosentence")
+        assert calls == []

@@ -156,7 +156,9 @@ class Embedder:
                     os.environ.setdefault("HF_HUB_OFFLINE", "1")
                     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                     from sentence_transformers import SentenceTransformer
+                    from transformers.utils import logging as hf_logging
 
+                    hf_logging.disable_progress_bar()  # no "Loading weights" bar in the run log
                     _MODELS[key] = SentenceTransformer(str(path), device=self.device,
                                                        local_files_only=True)
                     log.info("loaded embedding model from %s", path)
