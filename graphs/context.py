@@ -55,7 +55,8 @@ class LoopContext:
 
     @cached_property
     def embedder(self):
-        """The text loop's sentence embedder, caching on disk in the run folder."""
+        """The sentence embedder (the text loop's, and the label critic's), caching on disk in
+        the run folder."""
         from synthloop.tools.text import Embedder
 
         return Embedder(cache_dir=self.store.root / EMBEDDINGS)

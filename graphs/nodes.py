@@ -203,7 +203,12 @@ def prepare(state: LoopState, ctx: LoopContext) -> dict:
         train, schema, ranked)
     ctx.store.write_model(CONSISTENCY, consistency)
     ctx.store.write_json("data/consistency.json", consistency.describe())
-    label_critic(ctx)  # fitted now, so that a sentence missing for a class fails before any LLM call
+    # fitted now, so that a sentence missing for a class fails before any LLM call
+    critic = label_critic(ctx)
+    events = ([{"kind": "label_critic_off", "node": "prepare",
+                "reason": f"out-of-fold AUC {critic.auc_} on the real training rows is under "
+                          f"curation.label_critic_min_auc {critic.min_auc}"}]
+              if critic is not None and not critic.active else [])
     prompt = PromptVersion(
         id=f"{spec.name}-gen", version=1, model=ctx.client.model_id if ctx.client else "none",
         temperature=spec.generator.temperature, text=INITIAL_INSTRUCTION,
@@ -214,7 +219,7 @@ def prepare(state: LoopState, ctx: LoopContext) -> dict:
         "positive": schema.positive_class, "n_train": len(train), "n_validation": len(val),
         "n_holdout": len(holdout), "ranked_columns": ranked, "synthetic_batches": [],
         "synthetic_rows": 0, "tokens_used": 0, "no_improvement": 0, "stop_reason": None,
-        "prompt": prompt.model_dump(),
+        "prompt": prompt.model_dump(), "events": events,
     }
 
 
@@ -411,11 +416,12 @@ def label_critic(ctx: LoopContext):
     if ctx.store.exists(LABEL_CRITIC):
         critic = ctx.store.read_model(LABEL_CRITIC)
         if critic.sentences == cur.label_critic and critic.min_auc == cur.label_critic_min_auc:
+            critic.embedder = ctx.embedder
             return critic
     from synthloop.tools.label_critic import LabelCritic
 
-    critic = LabelCritic(cur.label_critic, cur.label_critic_min_auc, ctx.spec.seed).fit(
-        ctx.frame(TRAIN), ctx.schema)
+    critic = LabelCritic(cur.label_critic, cur.label_critic_min_auc, ctx.spec.seed,
+                         embedder=ctx.embedder).fit(ctx.frame(TRAIN), ctx.schema)
     ctx.store.write_model(LABEL_CRITIC, critic)
     ctx.store.write_json("data/label_critic.json", critic.describe())
     return critic

@@ -45,7 +45,9 @@ FORKABLE_KEYS += tuple(f"text.{k}" for k in TextSpec.model_fields if k != "featu
 # files every iteration relies on, made by the prepare node (the text loop's: its real texts
 # for the grounding gate; its Chroma collection and embedding cache are folders, see below)
 PREPARED = ("schema.json", "data/real_train.parquet", "data/real_validation.parquet",
-            "data/real_holdout.parquet", "data/leakage_index.joblib", "data/real_texts.joblib")
+            "data/real_holdout.parquet", "data/leakage_index.joblib", "data/real_texts.joblib",
+            "data/consistency_model.joblib", "data/consistency.json",
+            "data/label_critic.joblib", "data/label_critic.json")
 PREPARED_DIRS = ("chroma", "embeddings")
 SYNTHETIC = "data/synthetic.parquet"
 
@@ -117,6 +119,12 @@ def create_fork(run_id: str, runs_dir: str | Path = "runs", *, from_iteration: i
     parent = find_run(run_id, runs_dir)
     parent_spec = load_spec(parent.root / SPEC_FILE)
     spec = _fork_spec(parent_spec, overrides)
+    if spec.curation.label_critic and parent.exists("schema.json"):
+        from synthloop.data import TableSchema
+        from synthloop.tools.label_critic import check_sentences
+
+        check_sentences(spec.curation.label_critic,
+                        TableSchema.model_validate(parent.read_json("schema.json")))
     if from_iteration < 0:
         raise RunStoreError(f"--from-iteration must be 0 or more (0: fork from the baseline); "
                             f"got {from_iteration}.")

@@ -230,10 +230,11 @@ class CurationSpec(_Section):
         None,
         description="One sentence per class saying what it means, e.g. {'>50K': 'This person "
         "earns more than $50,000 a year.', '<=50K': '...less than...'}. The embedded sentence "
-        "encoder then reads each synthetic row as 'column value, ...' text and drops it when "
-        "the sentences point to another class than its label (a logistic regression on the "
-        "row's cosines to them, fitted on the real training rows). A check that knows the "
-        "domain, where the generator may not. Table loops only. None: off.",
+        "encoder then reads each row as 'column value, ...' text; a logistic regression on its "
+        "cosines to the sentences, fitted on the real training rows (classes balanced), "
+        "names a class, and a synthetic row is dropped when that is not its label. A check "
+        "that knows the domain, where the generator may not; data/label_critic.json says how "
+        "well it ranks the real rows. Table loops only. None: off.",
     )
     label_critic_min_auc: float = Field(
         0.6,
@@ -244,6 +245,20 @@ class CurationSpec(_Section):
         "(data/label_critic.json says so). 0: always use it (on a few dozen rows that "
         "estimate is itself noisy).",
     )
+    @field_validator("label_critic", mode="before")
+    @classmethod
+    def _class_names_are_text(cls, v):
+        # YAML reads {0: ..., 1: ...} with integer keys; class names are text
+        return {str(k): s for k, s in v.items()} if isinstance(v, dict) else v
+
+    @field_validator("label_critic")
+    @classmethod
+    def _sentences_or_none(cls, v):
+        if v is not None and not v:
+            raise ValueError("curation.label_critic is empty: give one sentence per class, or "
+                             "leave it out (null) to switch the critic off")
+        return v
+
     per_region: bool = Field(
         True,
         description="Hold a row written for an error region to the real rows of its label "
@@ -466,6 +481,14 @@ class LoopSpec(_Section):
             raise ValueError("blend.accept_on: cross_validation is for table loops; a text loop "
                              "(data.text_column is set) decides on its validation rows: remove "
                              "blend.accept_on or set it to validation")
+        return self
+
+    @model_validator(mode="after")
+    def _label_critic_is_tabular(self) -> LoopSpec:
+        if self.data.text_column is not None and self.curation.label_critic:
+            raise ValueError("curation.label_critic reads table rows; a text loop (data."
+                             "text_column is set) checks labels with its own judge: remove "
+                             "curation.label_critic")
         return self
 
     @property

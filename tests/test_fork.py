@@ -173,7 +173,7 @@ class TestFork:
         assert {"iterations/iter_001.json", "models/iter_001.joblib",
                 "data/batches/iter_001_candidate.parquet", "analysis/iter_000.json",
                 "prompts/cancer-gen.v002.yaml", "data/synthetic.parquet", "fork.json",
-                "checkpoint.sqlite"} <= files
+                "checkpoint.sqlite", "data/consistency_model.joblib"} <= files
         assert "analysis/iter_001.json" not in files  # the fork redoes it
         assert "summary.json" not in files and "report.html" not in files
         syn = pd.read_parquet(store.root / "data/synthetic.parquet")
@@ -214,6 +214,9 @@ class TestFork:
         (["generator.tempreature=0.5"], ["Unknown key 'generator.tempreature'",
                                          "Did you mean 'temperature'?"]),
         (["budget.patience"], ["must look like key=value"]),
+        (["curation.label_critic={benign: Benign.}"], ["curation.label_critic needs one "
+                                                       "sentence for each class",
+                                                       "missing: malignant"]),
     ])
     def test_refused_overrides_are_one_line_and_leave_nothing(self, home, sets, fragments):
         before = sorted(p.name for p in home.iterdir())

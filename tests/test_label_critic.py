@@ -25,6 +25,9 @@ class RadiusEncoder:
     """A stand-in for the sentence encoder that reads one thing from a row: its worst radius
     (large in malignant tumours); the sentences point to either end of that axis."""
 
+    def __init__(self, *args, **kwargs):  # takes the Embedder's arguments
+        pass
+
     def embed(self, texts):
         out = []
         for t in texts:
@@ -51,8 +54,16 @@ def schema(cancer_df, spec_dict):
 
 class TestLabelCritic:
     def test_rows_are_read_as_column_value_text_without_missing_cells(self):
-        frame = pd.DataFrame({"age": [52, 30], "job": ["Exec", None]})
-        assert row_texts(frame, ["age", "job"]) == ["age 52, job Exec", "age 30"]
+        # numbers as a person writes them, whatever the dtype (conform stores ints as floats)
+        frame = pd.DataFrame({"age": [52.0, 30.0], "job": ["Exec", None],
+                              "rate": [0.1 + 0.2, 12345.678912]})
+        assert row_texts(frame, ["age", "job", "rate"]) == ["age 52, job Exec, rate 0.3",
+                                                            "age 30, rate 12345.6789"]
+
+    def test_a_critic_at_min_auc_0_is_always_on(self, cancer_df, schema):
+        critic = LabelCritic(SENTENCES, min_auc=0, embedder=NoiseEncoder()).fit(
+            cancer_df, schema)
+        assert critic.active
 
     def test_a_critic_that_reads_the_rows_drops_the_labels_it_contradicts(self, cancer_df,
                                                                           schema):
@@ -64,9 +75,13 @@ class TestLabelCritic:
         big = cancer_df[cancer_df.diagnosis == "malignant"].nlargest(10, "worst_radius")
         assert not critic.contradicted(big).any()
         assert critic.contradicted(big.assign(diagnosis="benign")).all()
-        assert critic.describe() == {"sentences": SENTENCES, "real_rows": len(cancer_df),
-                                     "out_of_fold_auc": round(critic.auc_, 4), "min_auc": 0.6,
-                                     "active": True}
+        described = critic.describe()
+        assert {k: described[k] for k in ("sentences", "real_rows", "min_auc", "active")} == {
+            "sentences": SENTENCES, "real_rows": len(cancer_df), "min_auc": 0.6, "active": True}
+        assert described["out_of_fold_auc"] == round(critic.auc_, 4)
+        # classes balanced: the minority class is not called wrong wholesale
+        assert set(described["real_rows_contradicted"]) == {"benign", "malignant"}
+        assert max(described["real_rows_contradicted"].values()) < 0.2
 
     def test_a_critic_that_cannot_rank_the_real_rows_is_switched_off(self, cancer_df, schema):
         critic = LabelCritic(SENTENCES, min_auc=0.6, embedder=NoiseEncoder()).fit(
@@ -80,7 +95,8 @@ class TestLabelCritic:
 
     def test_every_class_needs_a_sentence(self, cancer_df, schema):
         with pytest.raises(SpecError, match=r"one sentence for each class of 'diagnosis' "
-                                            r"\(.*\); missing: malignant; not a class: bad"):
+                                            r"\(.*\); missing: malignant; not a class: bad\. "
+                                            r"Give it as"):
             LabelCritic({"benign": "b", "bad": "x"}, 0.6, embedder=RadiusEncoder()).fit(
                 cancer_df, schema)
 
@@ -141,3 +157,11 @@ class TestInTheLoop:
         with pytest.raises(SpecError, match="missing: malignant"):
             run(spec, tmp_path, scripted(never), run_id="nosentence")
         assert calls == []
+
+
+class TestSpec:
+    def test_class_names_are_text_and_an_empty_critic_is_refused(self, spec_dict):
+        spec = make_spec(spec_dict, curation={"label_critic": {0: "No.", 1: "Yes."}})
+        assert spec.curation.label_critic == {"0": "No.", "1": "Yes."}
+        with pytest.raises(SpecError, match="curation.label_critic is empty"):
+            make_spec(spec_dict, curation={"label_critic": {}})
