@@ -199,10 +199,7 @@ def prepare(state: LoopState, ctx: LoopContext) -> dict:
     real_features = pd.concat([train[cols], val[cols], holdout[cols]], ignore_index=True)
     ctx.store.write_model(LEAKAGE, LeakageIndex(space, real_features))
     ranked = _rank_columns(train, schema, spec.seed)
-    consistency = ConsistencyModel(spec.curation.consistency_quantile, spec.seed).fit(
-        train, schema, ranked)
-    ctx.store.write_model(CONSISTENCY, consistency)
-    ctx.store.write_json("data/consistency.json", consistency.describe())
+    fit_consistency(ctx, train, schema, ranked)
     # fitted now, so that a sentence missing for a class fails before any LLM call
     critic = label_critic(ctx)
     events = ([{"kind": "label_critic_off", "node": "prepare",
@@ -407,6 +404,25 @@ def validate(state: LoopState, ctx: LoopContext) -> dict:
     return {"batch": info}
 
 
+def fit_consistency(ctx: LoopContext, train: pd.DataFrame, schema, ranked: list[str]):
+    model = ConsistencyModel(ctx.spec.curation.consistency_quantile, ctx.spec.seed).fit(
+        train, schema, ranked)
+    ctx.store.write_model(CONSISTENCY, model)
+    ctx.store.write_json("data/consistency.json", model.describe())
+    return model
+
+
+def consistency_model(ctx: LoopContext, state: LoopState):
+    """The run's consistency check, fitted again when a fork changed its quantile; None for a
+    run started before the check existed."""
+    if not ctx.store.exists(CONSISTENCY):
+        return None
+    model = ctx.store.read_model(CONSISTENCY)
+    if model.quantile != ctx.spec.curation.consistency_quantile:
+        model = fit_consistency(ctx, ctx.frame(TRAIN), ctx.schema, state["ranked_columns"])
+    return model
+
+
 def label_critic(ctx: LoopContext):
     """The run's fitted label critic (curation.label_critic), fitted on the real training rows
     at first use and again when a fork changes its settings; None when it is off."""
@@ -438,9 +454,8 @@ def curate_node(state: LoopState, ctx: LoopContext) -> dict:
         info["checks"] = {**info["checks"], "inconsistent": 0, "contradicted": 0,
                           "low_confidence": 0}
         return {"batch": info}
-    # a run started before the consistency check has no model of it
-    inconsistent, column = (ctx.store.read_model(CONSISTENCY).check(valid)
-                            if ctx.store.exists(CONSISTENCY) else
+    checker = consistency_model(ctx, state)
+    inconsistent, column = (checker.check(valid) if checker is not None else
                             (np.zeros(len(valid), bool), [None] * len(valid)))
     model = ctx.store.read_model(state["current_model"])
     keep, conf = curate(valid, model.predict_proba(valid), ctx.schema, state["confidence_floors"],

@@ -179,6 +179,17 @@ class TestFork:
         syn = pd.read_parquet(store.root / "data/synthetic.parquet")
         assert set(syn["_sl_iteration"]) == {1}
 
+    def test_a_fork_that_changes_a_fitted_check_refits_it(self, home, no_report):
+        # the parent ran with the consistency check off (quantile 0); the fork turns it on
+        # from iteration 2, whose batch reaches curation (iteration 3's is blocked before it)
+        fork_run(TRACED, home, from_iteration=1, new_run_id_="checked",
+                 overrides={"curation.consistency_quantile": 0.99},
+                 chat_model=traced_model(), cache_dir=None)
+
+        parent = json.loads((home / TRACED / "data" / "consistency.json").read_text())
+        fork = json.loads((home / "checked" / "data" / "consistency.json").read_text())
+        assert parent["quantile"] == 0 and fork["quantile"] == 0.99
+
     def test_no_start_then_resume(self, home, traced_run):
         result = runner.invoke(app, ["fork", TRACED, "--from-iteration", "2", "--run-id", "later",
                                      "--runs-dir", str(home), "--no-start"])
