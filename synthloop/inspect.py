@@ -12,7 +12,8 @@ stage                  how it is found
 ====================  =====================================================================
 validation             in ``_invalid`` (its ``_sl_reject``: range, rule, region, copy, ...)
 curation               in ``_rejected`` but not ``_invalid`` (inconsistent with its other
-                       columns, or low confidence in its label)
+                       columns, its label contradicting the class sentences of
+                       ``curation.label_critic``, or low confidence in its label)
 batch blocked          the iteration kept nothing and never refitted (its record's reason)
 blend                  in ``_curated`` but not ``_candidate``: over the share cap or class balance
 acceptance             in ``_candidate`` of an iteration whose batch was refused
