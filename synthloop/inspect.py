@@ -455,6 +455,11 @@ def diff_runs(run_a: str, run_b: str, runs_dir: str | Path = "runs") -> dict[str
         va = (summ_a.get("final") or {}).get(key)
         vb = (summ_b.get("final") or {}).get(key)
         metrics.insert(3, {"metric": f"final_{key}", "a": va, "b": vb, "delta": _delta(va, vb)})
+    # how far each run's own decision rows' noise moves its validation lift
+    se_a, se_b = ((s.get("lift") or {}).get("validation_se") for s in (summ_a, summ_b))
+    at = next(i for i, m in enumerate(metrics) if m["metric"] == "lift_validation") + 1
+    metrics.insert(at, {"metric": "lift_validation_se", "a": se_a, "b": se_b,
+                        "delta": _delta(se_a, se_b)})
     return {
         "a": a.run_id, "b": b.run_id,
         "relation": _relation(a, b),

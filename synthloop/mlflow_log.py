@@ -78,7 +78,9 @@ def run_metrics(summary: dict) -> list[tuple[str, float, int]]:
     b, f, lift = summary["baseline"], summary["final"], summary["lift"]
     for key, value in (("baseline_validation", b["validation"]), ("final_validation", f["validation"]),
                        ("baseline_holdout", b["holdout"]), ("final_holdout", f["holdout"]),
-                       ("lift_validation", lift["validation"]), ("lift_holdout", lift["holdout"]),
+                       ("lift_validation", lift["validation"]),
+                       ("lift_validation_se", lift.get("validation_se")),
+                       ("lift_holdout", lift["holdout"]),
                        ("synthetic_rows", summary.get("synthetic_rows")),
                        ("total_tokens", summary.get("total_tokens")),
                        ("wall_seconds", summary.get("wall_seconds"))):

@@ -279,6 +279,11 @@ class TestRunsDiff:
         metrics = {m["metric"]: m for m in d["metrics"]}
         assert metrics["iterations"]["a"] == 3 and metrics["iterations"]["b"] == 4
         assert metrics["tokens"]["delta"] == cooler["total_tokens"] - traced_run[1]["total_tokens"]
+        se = metrics["lift_validation_se"]  # listed right after the lift it qualifies
+        assert (se["a"], se["b"]) == (traced_run[1]["lift"]["validation_se"],
+                                      cooler["lift"]["validation_se"])
+        names = [m["metric"] for m in d["metrics"]]
+        assert names.index("lift_validation_se") == names.index("lift_validation") + 1
         assert [r["iteration"] for r in d["per_iteration"]] == [1, 2, 3, 4]
         assert d["per_iteration"][3]["a"] is None
 

@@ -55,6 +55,7 @@ class TestMlflowLogging:
             (r["iteration"], r["validation_metric"]) for r in summary["iterations"]
             if r["validation_metric"] is not None]
         assert run.data.metrics["lift_holdout"] == summary["lift"]["holdout"]
+        assert run.data.metrics["lift_validation_se"] == summary["lift"]["validation_se"]
         assert run.data.metrics["total_tokens"] == summary["total_tokens"]
         top = {a.path for a in client.list_artifacts(rec["mlflow_run_id"])}
         assert {"prompts", "data", "iterations", "analysis", "spec.yaml", "summary.json",
