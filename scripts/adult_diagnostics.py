@@ -266,7 +266,7 @@ def embedding_critic(data_dir: str, runs_dir: str, n: int = 20) -> None:
     assert pos in CLASS_SENTENCES and len(CLASS_SENTENCES) == 2, "one sentence per class"
     sign = np.array([1.0 if c == pos else -1.0 for c in CLASS_SENTENCES])
 
-    def score(df: pd.DataFrame) -> np.ndarray:
+    def score(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
         """Cosine to the positive class's sentence minus cosine to the other's, of the row
         written as 'column value, column value, ...' in the bench's column order, no label."""
         texts = [", ".join(f"{c} {row[c]}" for c in cols if c != target)
@@ -274,9 +274,8 @@ def embedding_critic(data_dir: str, runs_dir: str, n: int = 20) -> None:
         return encoder.encode(texts, normalize_embeddings=True, batch_size=64) @ classes.T @ sign
 
     per_seed, skipped = [], []
-    cols: list[str] = []
     for run, _, seed, split, batches in seed_runs(suite, runs_dir, skipped):
-        cols[:] = list(split.train.columns)
+        cols = list(split.train.columns)
         auc = suite_auc(suite, seed, split, split.train)[0]
         pool = pd.concat(batches.values(), ignore_index=True)
         seen = pd.concat([pd.read_parquet(run / "data" / f"real_{part}.parquet")[cols]
@@ -284,17 +283,18 @@ def embedding_critic(data_dir: str, runs_dir: str, n: int = 20) -> None:
         y_seen = (seen[target].astype(str).str.strip() == pos).to_numpy()
         y_pool = (pool[target].astype(str).str.strip() == pos).to_numpy()
         test = split.test.sample(min(2000, len(split.test)), random_state=seed)
-        s_seen = score(seen)
+        s_seen = score(seen, cols)
         mu, sd = s_seen.mean(), s_seen.std() + 1e-12
         # the threshold is calibrated on the rows the loop sees (36 at n=20), no other label
         calib = LogisticRegression().fit(((s_seen - mu) / sd)[:, None], y_seen)
-        agrees = (calib.predict_proba(((score(pool) - mu) / sd)[:, None])[:, 1] >= 0.5) == y_pool
+        s_pool = (score(pool, cols) - mu) / sd
+        agrees = (calib.predict_proba(s_pool[:, None])[:, 1] >= 0.5) == y_pool
         base = auc()
         kept = int(agrees.sum())
         per_seed.append({
             "seed": seed, "pool rows": len(pool),
             "critic AUC, test rows": 100 * roc_auc_score(
-                test[target].astype(str).str.strip() == pos, score(test)),
+                test[target].astype(str).str.strip() == pos, score(test, cols)),
             "critic AUC, loop's real rows": 100 * roc_auc_score(y_seen, s_seen),
             "critic-agreeing rows": kept,
             "+ pool": auc(pool) - base,

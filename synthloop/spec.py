@@ -245,6 +245,7 @@ class CurationSpec(_Section):
         "(data/label_critic.json says so). 0: always use it (on a few dozen rows that "
         "estimate is itself noisy).",
     )
+
     @field_validator("label_critic", mode="before")
     @classmethod
     def _class_names_are_text(cls, v):
