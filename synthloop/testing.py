@@ -222,9 +222,11 @@ def _toy() -> Fixture:
 
 
 def _frames_equal(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """Exactly equal values (dtype aside): a seeded component reproduces its floats bit for
+    bit, and a relative tolerance would let a 1e-6 unseeded jitter pass on large values."""
     try:
         pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True),
-                                      check_dtype=False)
+                                      check_dtype=False, check_exact=True)
         return True
     except AssertionError:
         return False
