@@ -118,6 +118,10 @@ def _read(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, skipinitialspace=True)
 
 
+# each suite's primary metric (its headline and the paired table), known without its data
+PRIMARY = {"sick": "f1", "adult-lowdata": "roc_auc", "lending_club": "pr_auc"}
+
+
 def sick_suite(data_dir: Path) -> Suite:
     d = Path(data_dir) / "sick"
     X_tr, y_tr = _read(d / "X_train.csv"), _read(d / "y_train.csv")
@@ -132,7 +136,7 @@ def sick_suite(data_dir: Path) -> Suite:
             yield BenchSplit(train.copy(), test.copy(), s)
 
     return Suite(name="sick", target="Class", positive="sick",
-                 metrics=["f1", "balanced_accuracy", "roc_auc"], primary="f1",
+                 metrics=["f1", "balanced_accuracy", "roc_auc"], primary=PRIMARY["sick"],
                  models={"gradient_boosting": _gb, "lightgbm": _lgbm}, provided=provided,
                  splitter=splitter, synthetic_rows=1000, encoding="label")
 
@@ -158,8 +162,8 @@ def adult_suite(data_dir: Path, sizes: tuple[int, ...] = (20, 50)) -> Suite:
                 yield split
 
     return Suite(name="adult-lowdata", target=target, positive=">50K", metrics=["roc_auc"],
-                 primary="roc_auc", models={"lightgbm": _lgbm_small, "random_forest": _rf,
-                                            "logistic_regression": _lr},
+                 primary=PRIMARY["adult-lowdata"],
+                 models={"lightgbm": _lgbm_small, "random_forest": _rf, "logistic_regression": _lr},
                  splitter=splitter, synthetic_rows=1000, average_models=True,
                  # 2n real rows in all: more of them decide, fewer sit in the loop's own
                  # holdout, and synthetic rows may outnumber real ones (as in the protocol)
@@ -181,7 +185,7 @@ def lending_suite(data_dir: Path | None = None) -> Suite:
             yield BenchSplit(tr.reset_index(drop=True), te.reset_index(drop=True), s)
 
     return Suite(name="lending_club", target="Class", positive="bad",
-                 metrics=["pr_auc", "roc_auc", "balanced_accuracy"], primary="pr_auc",
+                 metrics=["pr_auc", "roc_auc", "balanced_accuracy"], primary=PRIMARY["lending_club"],
                  models={"lightgbm": _lgbm100}, splitter=splitter, synthetic_rows=200)
 
 
@@ -422,6 +426,39 @@ DEFAULT_METHODS = ["real_only", "class_weight", "class_weight_tuned", "smote",
                    "gaussian_copula", "provided", "open_loop", "synthloop"]
 
 
+LLM_METHODS = ("open_loop", "synthloop")
+
+
+def load_raw(dirs: list[str | Path]) -> tuple[pd.DataFrame, str]:
+    """The per-seed rows of one or more bench outputs, and their suite's primary metric.
+
+    A folder given as ``DIR:LABEL`` has its LLM methods renamed ``synthloop LABEL`` and
+    ``open_loop LABEL``, so two runs of the loop with different options sit side by side.
+    Otherwise a (suite, method, model, metric, seed) measured in several folders is taken
+    from the first that has it (the baselines are the same in every run of a suite)."""
+    frames, suites = [], set()
+    for item in dirs:
+        d, _, label = str(item).partition(":")
+        path, meta = Path(d) / "raw.csv", Path(d) / "bench.json"
+        if not path.is_file() or not meta.is_file():
+            raise SpecError(f"{d} has no raw.csv and bench.json; give the --out folder of a "
+                            "finished `synthloop bench` run.")
+        frame = pd.read_csv(path)
+        if label:
+            llm = frame["method"].isin(LLM_METHODS)
+            frame.loc[llm, "method"] = frame.loc[llm, "method"] + f" {label}"
+        frames.append(frame)
+        settings = json.loads(meta.read_text())
+        suites.add((settings["suite"], settings.get("primary") or PRIMARY[settings["suite"]]))
+    if len(suites) > 1:
+        raise SpecError(f"These folders hold different suites "
+                        f"({', '.join(sorted(n for n, _ in suites))}); tabulate one at a time.")
+    ((_, primary),) = suites
+    df = pd.concat(frames, ignore_index=True)
+    df = df.drop_duplicates(["suite", "method", "model", "metric", "seed"], keep="first")
+    return df, primary
+
+
 # -- the harness --------------------------------------------------------------------------
 def run_bench(suite_name: str, data_dir: Path, out_dir: Path, seeds: int = 5,
               methods: list[str] | None = None, ctx: dict | None = None,
@@ -487,6 +524,23 @@ def run_bench(suite_name: str, data_dir: Path, out_dir: Path, seeds: int = 5,
                  .reset_index().assign(model="mean of models"))
         avg["seconds"] = avg["prep_seconds"] + avg["fit_seconds"]
         df = pd.concat([df, avg[df.columns]], ignore_index=True)
+    df.to_csv(out_dir / "raw.csv", index=False)
+    res = write_tables(df, out_dir, suite.primary)
+    # what produced these numbers: enough to re-run them
+    settings = {"suite": suite_name, "primary": suite.primary, "seeds": seeds,
+                "methods": methods, "variants": variants,
+                "synthetic_rows": int(ctx.get("synthetic_rows") or suite.synthetic_rows),
+                "llm": ctx.get("llm", "embedded"),
+                "loop_rows_per_iteration": int(ctx.get("loop_rows_per_iteration", 40)),
+                "loop_overrides": suite.loop_overrides_with(ctx), "method_details": details}
+    (out_dir / "bench.json").write_text(json.dumps(settings, indent=2, default=str) + "\n")
+    return res
+
+
+def summarise(df: pd.DataFrame) -> pd.DataFrame:
+    """Per-seed rows (raw.csv) to one row per (suite, method, model, metric), ×100; methods
+    in the order they ran, the oracle (a ceiling) last."""
+    df = pd.concat([df[df["method"] != "oracle"], df[df["method"] == "oracle"]])
     res = (df.groupby(["suite", "method", "model", "metric"], sort=False)
              .agg(mean=("value", "mean"), std=("value", "std"), seeds=("seed", "nunique"),
                   seconds=("seconds", "mean"), tokens=("tokens", "mean"))
@@ -495,16 +549,80 @@ def run_bench(suite_name: str, data_dir: Path, out_dir: Path, seeds: int = 5,
     res["std"] = (res["std"].fillna(0) * 100).round(2)
     res["seconds"] = res["seconds"].round(1)
     res["tokens"] = res["tokens"].round(0).astype(int)
+    return res
+
+
+REFERENCES = ("synthloop", "open_loop")  # whose lead over the others the paired table shows
+
+
+def paired(df: pd.DataFrame, metric: str, reference: str | None = None) -> pd.DataFrame:
+    """The reference method minus each other method, seed by seed on the same split, ×100:
+    mean difference, its standard error over seeds, and wins, ties and losses (a tie is a
+    difference under 0.005 points). The oracle is a ceiling, not a rival, and is left out.
+
+    Seeds are paired only where both methods ran; a method sharing no seed is left out."""
+    cols = ["suite", "reference", "method", "model", "metric", "mean_diff", "se", "wins",
+            "ties", "losses", "seeds"]
+    reference = reference or next((m for m in REFERENCES if m in set(df["method"])), None)
+    part = df[df["metric"] == metric]
+    if reference is None or reference not in set(part["method"]):
+        return pd.DataFrame(columns=cols)
+    keys = ["suite", "model", "seed"]
+    ref = part[part["method"] == reference].drop_duplicates(keys).set_index(keys)["value"]
+    rows = []
+    for (suite, method), other in part.groupby(["suite", "method"], sort=False):
+        if method in (reference, "oracle"):
+            continue
+        other = other.drop_duplicates(keys).set_index(keys)["value"]
+        diff = (ref - other).dropna() * 100
+        for model, d in diff.groupby(level="model", sort=False):
+            n = len(d)
+            rows.append({"suite": suite, "reference": reference, "method": method,
+                         "model": model, "metric": metric,
+                         "mean_diff": round(float(d.mean()), 2),
+                         "se": round(float(d.std(ddof=1) / np.sqrt(n)), 2) if n > 1 else np.nan,
+                         "wins": int((d >= 0.005).sum()), "ties": int((d.abs() < 0.005).sum()),
+                         "losses": int((d <= -0.005).sum()), "seeds": n})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def paired_table(pairs: pd.DataFrame) -> str:
+    """Markdown: one row per rival, one column per model."""
+    lines: list[str] = []
+    for (suite, reference, metric), rows in pairs.groupby(["suite", "reference", "metric"],
+                                                          sort=False):
+        models = list(dict.fromkeys(rows["model"]))
+        lines += [f"### {suite} — {reference} minus each method, paired by seed ({metric} ×100)",
+                  "",
+                  "Mean difference ± one standard error over seeds (wins–ties–losses); "
+                  "above 0, the reference is ahead.", "",
+                  "| versus | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
+        for method, m in rows.groupby("method", sort=False):
+            by = m.set_index("model")
+            cells = []
+            for x in models:
+                if x not in by.index:
+                    cells.append("")
+                    continue
+                r = by.loc[x]
+                se = "" if pd.isna(r["se"]) else f" ± {r['se']:.2f}"
+                cells.append(f"{r['mean_diff']:+.2f}{se} ({r['wins']}–{r['ties']}–{r['losses']})")
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_tables(df: pd.DataFrame, out_dir: Path, primary: str,
+                 reference: str | None = None) -> pd.DataFrame:
+    """results.csv, paired.csv and results.md from per-seed rows; returns the summary."""
+    res = summarise(df)
     res.to_csv(out_dir / "results.csv", index=False)
-    df.to_csv(out_dir / "raw.csv", index=False)
-    (out_dir / "results.md").write_text(markdown_table(res, suite.primary))
-    # what produced these numbers: enough to re-run them
-    settings = {"suite": suite_name, "seeds": seeds, "methods": methods, "variants": variants,
-                "synthetic_rows": int(ctx.get("synthetic_rows") or suite.synthetic_rows),
-                "llm": ctx.get("llm", "embedded"),
-                "loop_rows_per_iteration": int(ctx.get("loop_rows_per_iteration", 40)),
-                "loop_overrides": suite.loop_overrides_with(ctx), "method_details": details}
-    (out_dir / "bench.json").write_text(json.dumps(settings, indent=2, default=str) + "\n")
+    pairs = paired(df, primary, reference)
+    pairs.to_csv(out_dir / "paired.csv", index=False)
+    text = headline_table(res, primary)
+    if len(pairs):
+        text += "\n" + paired_table(pairs)
+    (out_dir / "results.md").write_text(text + "\n" + markdown_table(res))
     return res
 
 
@@ -528,8 +646,9 @@ def headline_table(res: pd.DataFrame, primary: str) -> str:
     return "\n".join(lines)
 
 
-def markdown_table(res: pd.DataFrame, primary: str | None = None) -> str:
-    lines = [headline_table(res, primary)] if primary else []
+def markdown_table(res: pd.DataFrame) -> str:
+    """Every metric, one table per (suite, model)."""
+    lines: list[str] = []
     for (suite, model), part in res.groupby(["suite", "model"], sort=False):
         metrics = list(dict.fromkeys(part["metric"]))
         lines += [f"### {suite} — {model} (mean ± std over seeds, ×100)", "",

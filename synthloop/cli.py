@@ -291,6 +291,39 @@ def bench(
     err.print(f"wrote {out / 'results.csv'} ({len(res)} rows)")
 
 
+@app.command("bench-table")
+def bench_table(
+    folders: list[str] = typer.Argument(
+        ..., metavar="DIR[:LABEL]", help="One or more --out folders of `synthloop bench` runs on "
+        "the same suite; DIR:LABEL renames that folder's loop methods 'synthloop LABEL'."),
+    versus: str | None = typer.Option(
+        None, help="The method whose lead the paired table shows (default: synthloop if it "
+        "ran, else open_loop)."),
+    out: Path | None = typer.Option(None, help="Write results.csv, paired.csv and results.md "
+                                    "here too."),
+) -> None:
+    """Re-tabulate finished bench runs, merged (e.g. open_loop run apart from synthloop), with
+    each rival paired against the loop seed by seed."""
+    import tempfile
+
+    from synthloop.evals.bench import load_raw, write_tables
+
+    try:
+        df, primary = load_raw(folders)
+        if versus is not None and versus not in set(df["method"]):
+            raise SynthloopError(f"--versus {versus!r} did not run in these folders; they hold "
+                                 f"{', '.join(dict.fromkeys(df['method']))}.")
+        with tempfile.TemporaryDirectory() as tmp:
+            target = out or Path(tmp)
+            target.mkdir(parents=True, exist_ok=True)
+            write_tables(df, target, primary, versus)
+            sys.stdout.write((target / "results.md").read_text())
+    except SynthloopError as exc:
+        _fail(str(exc))
+    if out:
+        err.print(f"wrote {out / 'results.md'}, results.csv and paired.csv")
+
+
 @app.command()
 def schema(out_file: Path | None = typer.Option(None, "--out", help="Write here, not stdout.")) -> None:
     """Print the loop spec's JSON schema (for editors)."""

@@ -215,3 +215,133 @@ class TestLoopMethodsAreScoredAsTheLoopTrained:
                                    kept=0)
 
         assert aug.train.equals(split.train) and aug.weights is None and aug.tokens == 7
+
+
+def _raw(values: dict[str, list[float]], model: str = "lightgbm") -> pd.DataFrame:
+    """Per-seed rows of a bench (raw.csv) for one model and metric: method -> value by seed."""
+    return pd.DataFrame([{"suite": "toy", "method": m, "model": model, "metric": "f1",
+                          "value": v, "seed": s, "seconds": 1.0, "prep_seconds": 0.5,
+                          "tokens": 0}
+                         for m, vals in values.items() for s, v in enumerate(vals)])
+
+
+class TestPairedTable:
+    def test_each_rival_is_paired_with_the_loop_seed_by_seed(self):
+        from synthloop.evals.bench import paired
+
+        df = _raw({"real_only": [0.80, 0.70, 0.90], "synthloop": [0.82, 0.70, 0.86],
+                   "smote": [0.70, 0.60, 0.80], "oracle": [0.99, 0.99, 0.99]})
+
+        pairs = paired(df, "f1").set_index("method")
+
+        # synthloop - real_only = +2, 0, -4 points: mean -0.67, se std/sqrt(3), 1 win, 1 tie
+        d = np.array([2.0, 0.0, -4.0])
+        assert pairs.at["real_only", "mean_diff"] == pytest.approx(d.mean(), abs=0.01)
+        assert pairs.at["real_only", "se"] == pytest.approx(d.std(ddof=1) / np.sqrt(3), abs=0.01)
+        assert pairs.loc["real_only", ["wins", "ties", "losses", "seeds"]].tolist() == [1, 1, 1, 3]
+        assert pairs.at["smote", "mean_diff"] == pytest.approx(
+            np.mean([12.0, 10.0, 6.0]), abs=0.01)
+        assert pairs.loc["smote", ["wins", "ties", "losses"]].tolist() == [3, 0, 0]
+        # the oracle is a ceiling, not a rival; the reference is not paired with itself
+        assert set(pairs.index) == {"real_only", "smote"}
+        assert (pairs["reference"] == "synthloop").all()
+
+    def test_only_seeds_both_methods_ran_are_paired(self):
+        from synthloop.evals.bench import paired
+
+        df = _raw({"real_only": [0.80, 0.70, 0.90], "open_loop": [0.90, 0.75]})
+
+        pairs = paired(df, "f1").set_index("method")
+
+        # no synthloop: open_loop is the reference, over the two seeds it ran
+        assert pairs.at["real_only", "reference"] == "open_loop"
+        assert pairs.at["real_only", "seeds"] == 2
+        assert pairs.at["real_only", "mean_diff"] == pytest.approx(7.5, abs=0.01)
+
+    def test_no_loop_method_gives_no_pairs(self):
+        from synthloop.evals.bench import paired
+
+        assert paired(_raw({"real_only": [0.8], "smote": [0.7]}), "f1").empty
+
+    def test_the_bench_writes_the_paired_table(self, tmp_path, monkeypatch):
+        from synthloop.evals import bench
+
+        # a stand-in for the loop with no LLM: the class-weighted rows
+        monkeypatch.setitem(bench.SUITES, "toy", _toy_suite)
+        monkeypatch.setitem(bench.METHODS, "synthloop", bench.m_class_weight)
+        run_bench("toy", tmp_path, tmp_path / "out", seeds=2,
+                  methods=["real_only", "smote", "synthloop"])
+
+        pairs = pd.read_csv(tmp_path / "out" / "paired.csv")
+        raw = pd.read_csv(tmp_path / "out" / "raw.csv")
+        f1 = raw[raw.metric == "f1"].pivot(index="seed", columns="method", values="value")
+        assert set(pairs["method"]) == {"real_only", "smote"}
+        row = pairs.set_index("method").loc["real_only"]
+        assert row["mean_diff"] == pytest.approx(
+            ((f1["synthloop"] - f1["real_only"]) * 100).mean(), abs=0.01)
+        md = (tmp_path / "out" / "results.md").read_text()
+        assert "### toy — synthloop minus each method, paired by seed (f1 ×100)" in md
+        assert json.loads((tmp_path / "out" / "bench.json").read_text())["primary"] == "f1"
+
+
+class TestBenchTableCommand:
+    @staticmethod
+    def _two_runs(tmp_path, monkeypatch):
+        from synthloop.evals import bench
+
+        monkeypatch.setitem(bench.SUITES, "toy", _toy_suite)
+        monkeypatch.setitem(bench.METHODS, "synthloop", bench.m_class_weight)
+        monkeypatch.setitem(bench.METHODS, "open_loop", bench.m_smote)
+        run_bench("toy", tmp_path, tmp_path / "a", seeds=2, methods=["real_only", "synthloop"])
+        run_bench("toy", tmp_path, tmp_path / "b", seeds=2, methods=["real_only", "open_loop"])
+        return tmp_path / "a", tmp_path / "b"
+
+    def test_it_merges_runs_made_apart_and_pairs_them(self, tmp_path, monkeypatch):
+        from typer.testing import CliRunner
+
+        from synthloop.cli import app
+
+        a, b = self._two_runs(tmp_path, monkeypatch)
+
+        result = CliRunner().invoke(app, ["bench-table", str(a), str(b), "--out",
+                                          str(tmp_path / "merged")])
+
+        assert result.exit_code == 0, result.output
+        assert "synthloop minus each method" in result.stdout
+        pairs = pd.read_csv(tmp_path / "merged" / "paired.csv")
+        assert pairs["method"].tolist() == ["real_only", "open_loop"]  # real_only once
+        assert (tmp_path / "merged" / "results.md").read_text() in result.stdout
+
+    def test_a_label_keeps_two_loop_runs_apart(self, tmp_path, monkeypatch):
+        from typer.testing import CliRunner
+
+        from synthloop.cli import app
+
+        a, _ = self._two_runs(tmp_path, monkeypatch)
+
+        result = CliRunner().invoke(app, ["bench-table", str(a), f"{a}:again",
+                                          "--versus", "synthloop again"])
+
+        assert result.exit_code == 0, result.output
+        assert "synthloop again minus each method" in result.stdout
+        assert "| synthloop | +0.00 ± 0.00 (0–2–0) |" in result.stdout
+
+    def test_bad_folders_are_one_line_errors(self, tmp_path, monkeypatch):
+        from typer.testing import CliRunner
+
+        from synthloop.cli import app
+
+        a, _ = self._two_runs(tmp_path, monkeypatch)
+        other = tmp_path / "other"
+        other.mkdir()
+        (other / "raw.csv").write_text((a / "raw.csv").read_text())
+        (other / "bench.json").write_text(json.dumps({"suite": "sick"}))
+
+        cases = [([str(tmp_path / "nope")], "has no raw.csv and bench.json"),
+                 ([str(a), str(other)], "different suites (sick, toy)"),
+                 ([str(a), "--versus", "magic"], "--versus 'magic' did not run")]
+        for args, fragment in cases:
+            result = CliRunner().invoke(app, ["bench-table", *args])
+            assert result.exit_code == 2
+            assert fragment in result.output and "Traceback" not in result.output
+            assert len(result.output.strip().splitlines()) == 1
