@@ -444,11 +444,13 @@ def load_raw(dirs: list[str | Path]) -> tuple[pd.DataFrame, str]:
             raise SpecError(f"{d} has no raw.csv and bench.json; give the --out folder of a "
                             "finished `synthloop bench` run.")
         frame = pd.read_csv(path)
+        settings = json.loads(meta.read_text())
+        if settings.get("average_models") and "mean of models" not in set(frame["model"]):
+            frame = with_model_mean(frame)  # a bench stopped before its end
         if label:
             llm = frame["method"].isin(LLM_METHODS)
             frame.loc[llm, "method"] = frame.loc[llm, "method"] + f" {label}"
         frames.append(frame)
-        settings = json.loads(meta.read_text())
         suites.add((settings["suite"], settings.get("primary") or PRIMARY[settings["suite"]]))
     if len(suites) > 1:
         raise SpecError(f"These folders hold different suites "
@@ -478,6 +480,21 @@ def run_bench(suite_name: str, data_dir: Path, out_dir: Path, seeds: int = 5,
     out_dir.mkdir(parents=True, exist_ok=True)
     raw: list[dict] = []
     details: list[dict] = []  # what each method chose per seed, e.g. a tuned class weight
+    # what produces these numbers, enough to re-run them, on disk from the start: a stopped
+    # bench's raw.csv can still be tabulated (`synthloop bench-table`)
+    settings = {"suite": suite_name, "primary": suite.primary,
+                "average_models": suite.average_models and len(suite.models) > 1,
+                "seeds": seeds, "methods": methods, "variants": variants,
+                "synthetic_rows": int(ctx.get("synthetic_rows") or suite.synthetic_rows),
+                "llm": ctx.get("llm", "embedded"),
+                "loop_rows_per_iteration": int(ctx.get("loop_rows_per_iteration", 40)),
+                "loop_overrides": suite.loop_overrides_with(ctx), "method_details": details,
+                "finished": False}
+
+    def save_settings() -> None:
+        (out_dir / "bench.json").write_text(json.dumps(settings, indent=2, default=str) + "\n")
+
+    save_settings()
     for split in suite.splits(list(range(seeds))):
         if variants and split.variant not in variants:
             continue
@@ -515,26 +532,25 @@ def run_bench(suite_name: str, data_dir: Path, out_dir: Path, seeds: int = 5,
         raise SpecError(f"No split of suite '{suite.name}' matches --variants {variants}; "
                         "adult-lowdata has n=20 and n=50, the other suites none.")
     df = pd.DataFrame(raw)
-    if suite.average_models and len(suite.models) > 1:
-        # the method prepared its data once for all models: its seconds count once
-        avg = (df.assign(fit_seconds=df["seconds"] - df["prep_seconds"])
-                 .groupby(["suite", "method", "metric", "seed"], sort=False)
-                 .agg(value=("value", "mean"), prep_seconds=("prep_seconds", "first"),
-                      fit_seconds=("fit_seconds", "sum"), tokens=("tokens", "first"))
-                 .reset_index().assign(model="mean of models"))
-        avg["seconds"] = avg["prep_seconds"] + avg["fit_seconds"]
-        df = pd.concat([df, avg[df.columns]], ignore_index=True)
+    if settings["average_models"]:
+        df = with_model_mean(df)
     df.to_csv(out_dir / "raw.csv", index=False)
     res = write_tables(df, out_dir, suite.primary)
-    # what produced these numbers: enough to re-run them
-    settings = {"suite": suite_name, "primary": suite.primary, "seeds": seeds,
-                "methods": methods, "variants": variants,
-                "synthetic_rows": int(ctx.get("synthetic_rows") or suite.synthetic_rows),
-                "llm": ctx.get("llm", "embedded"),
-                "loop_rows_per_iteration": int(ctx.get("loop_rows_per_iteration", 40)),
-                "loop_overrides": suite.loop_overrides_with(ctx), "method_details": details}
-    (out_dir / "bench.json").write_text(json.dumps(settings, indent=2, default=str) + "\n")
+    settings["finished"] = True
+    save_settings()
     return res
+
+
+def with_model_mean(df: pd.DataFrame) -> pd.DataFrame:
+    """Adds the 'mean of models' rows (the adult protocol's headline). The method prepared its
+    data once for all models, so its seconds count once, plus every model's fit."""
+    avg = (df.assign(fit_seconds=df["seconds"] - df["prep_seconds"])
+             .groupby(["suite", "method", "metric", "seed"], sort=False)
+             .agg(value=("value", "mean"), prep_seconds=("prep_seconds", "first"),
+                  fit_seconds=("fit_seconds", "sum"), tokens=("tokens", "first"))
+             .reset_index().assign(model="mean of models"))
+    avg["seconds"] = avg["prep_seconds"] + avg["fit_seconds"]
+    return pd.concat([df, avg[df.columns]], ignore_index=True)
 
 
 def summarise(df: pd.DataFrame) -> pd.DataFrame:

@@ -345,3 +345,36 @@ class TestBenchTableCommand:
             assert result.exit_code == 2
             assert fragment in result.output and "Traceback" not in result.output
             assert len(result.output.strip().splitlines()) == 1
+
+    def test_a_stopped_bench_can_still_be_tabulated(self, tmp_path, monkeypatch):
+        import dataclasses
+
+        from typer.testing import CliRunner
+
+        from synthloop.cli import app
+        from synthloop.evals import bench
+
+        def two_models(data_dir=None):  # the adult protocol's shape: models averaged
+            return dataclasses.replace(_toy_suite(), average_models=True,
+                                       models={"lightgbm": bench._lgbm, "logistic": bench._lr})
+
+        def stopped_on_seed_1(suite, split, n, ctx):
+            if split.seed == 1:
+                raise KeyboardInterrupt  # the user pressed Ctrl-C during the second seed
+            return bench.m_class_weight(suite, split, n, ctx)
+
+        monkeypatch.setitem(bench.SUITES, "toy", two_models)
+        monkeypatch.setitem(bench.METHODS, "synthloop", stopped_on_seed_1)
+        with pytest.raises(KeyboardInterrupt):
+            run_bench("toy", tmp_path, tmp_path / "out", seeds=3,
+                      methods=["real_only", "synthloop"])
+        assert json.loads((tmp_path / "out" / "bench.json").read_text())["finished"] is False
+
+        result = CliRunner().invoke(app, ["bench-table", str(tmp_path / "out")])
+
+        assert result.exit_code == 0, result.output
+        # seed 0 of both methods, and seed 1 of real_only: paired on the one shared seed
+        assert "| real_only | " in result.stdout and "mean of models" in result.stdout
+        row = [line for line in result.stdout.splitlines() if line.startswith("| real_only |")
+               and "(" in line][0]
+        assert row.count("(1–0–0)") + row.count("(0–1–0)") + row.count("(0–0–1)") == 3
