@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from tests.support import base_spec, cancer_frame
+
+# The tests read plain, 80-column console output and keep their LLM replies to themselves:
+# a shell or CI that exports these would otherwise colour the CLI's output (Rich reads them
+# when the CLI module is imported), narrow its tables, or share the fake LLM's cache.
+for _var in ("FORCE_COLOR", "TTY_COMPATIBLE", "COLUMNS", "LINES", "SYNTHLOOP_LLM_CACHE"):
+    os.environ.pop(_var, None)
 
 
 @pytest.fixture(scope="session")
