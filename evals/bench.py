@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import tempfile
 import time
 import warnings
@@ -427,38 +428,86 @@ DEFAULT_METHODS = ["real_only", "class_weight", "class_weight_tuned", "smote",
 
 
 LLM_METHODS = ("open_loop", "synthloop")
+KEYS = ["suite", "method", "model", "metric", "seed"]  # one measurement in raw.csv
 
 
-def load_raw(dirs: list[str | Path]) -> tuple[pd.DataFrame, str]:
-    """The per-seed rows of one or more bench outputs, and their suite's primary metric.
+@dataclass
+class BenchOutput:
+    """Per-seed rows of one or more bench outputs, merged, and what a reader must know."""
+
+    raw: pd.DataFrame
+    primary: str
+    suite: str
+    unfinished: list[str] = field(default_factory=list)  # folders of benches stopped early
+
+
+def folder_and_label(item: str | Path) -> tuple[Path, str]:
+    """``DIR`` or ``DIR:LABEL`` (a path that itself contains ':' is taken whole)."""
+    text = str(item)
+    head, sep, label = text.rpartition(":")
+    if sep and head and not Path(text).exists() and Path(head).is_dir():
+        return Path(head), label
+    return Path(text), ""
+
+
+def _read_output(folder: Path) -> tuple[pd.DataFrame, dict]:
+    path, meta = folder / "raw.csv", folder / "bench.json"
+    if not path.is_file() or not meta.is_file():
+        raise SpecError(f"{folder} has no raw.csv and bench.json; give the --out folder of a "
+                        "`synthloop bench` run.")
+    try:
+        settings = json.loads(meta.read_text())
+        suite = settings["suite"]
+        primary = settings.get("primary") or PRIMARY[suite]
+        frame = pd.read_csv(path)
+    except (ValueError, KeyError, TypeError, pd.errors.ParserError) as exc:
+        raise SpecError(f"{folder}'s bench.json or raw.csv cannot be read ({type(exc).__name__}: "
+                        f"{exc}); re-run the bench into a fresh --out folder.") from None
+    missing = sorted(set(KEYS + ["value", "seconds", "prep_seconds", "tokens"])
+                     - set(frame.columns))
+    if missing or frame.empty:
+        raise SpecError(f"{folder}/raw.csv " + (f"lacks columns {missing}" if missing
+                                                 else "has no measurement yet")
+                        + "; give the --out folder of a bench that measured something.")
+    settings["primary"] = primary
+    return frame, settings
+
+
+def load_raw(dirs: list[str | Path]) -> BenchOutput:
+    """The per-seed rows of one or more bench outputs on one suite, merged.
 
     A folder given as ``DIR:LABEL`` has its LLM methods renamed ``synthloop LABEL`` and
     ``open_loop LABEL``, so two runs of the loop with different options sit side by side.
-    Otherwise a (suite, method, model, metric, seed) measured in several folders is taken
-    from the first that has it (the baselines are the same in every run of a suite)."""
-    frames, suites = [], set()
+    A measurement present in several folders with the same value is kept once (the baselines
+    of two runs with the same options); with different values it is refused, naming it."""
+    frames, suites, unfinished = [], set(), []
     for item in dirs:
-        d, _, label = str(item).partition(":")
-        path, meta = Path(d) / "raw.csv", Path(d) / "bench.json"
-        if not path.is_file() or not meta.is_file():
-            raise SpecError(f"{d} has no raw.csv and bench.json; give the --out folder of a "
-                            "finished `synthloop bench` run.")
-        frame = pd.read_csv(path)
-        settings = json.loads(meta.read_text())
+        folder, label = folder_and_label(item)
+        frame, settings = _read_output(folder)
+        if settings.get("finished") is False:
+            unfinished.append(str(folder))
         if settings.get("average_models") and "mean of models" not in set(frame["model"]):
             frame = with_model_mean(frame)  # a bench stopped before its end
         if label:
             llm = frame["method"].isin(LLM_METHODS)
             frame.loc[llm, "method"] = frame.loc[llm, "method"] + f" {label}"
-        frames.append(frame)
-        suites.add((settings["suite"], settings.get("primary") or PRIMARY[settings["suite"]]))
+        frames.append(frame.assign(_folder=str(folder)))
+        suites.add((settings["suite"], settings["primary"]))
     if len(suites) > 1:
         raise SpecError(f"These folders hold different suites "
                         f"({', '.join(sorted(n for n, _ in suites))}); tabulate one at a time.")
-    ((_, primary),) = suites
+    ((suite, primary),) = suites
     df = pd.concat(frames, ignore_index=True)
-    df = df.drop_duplicates(["suite", "method", "model", "metric", "seed"], keep="first")
-    return df, primary
+    clash = df[df.groupby(KEYS)["value"].transform("nunique") > 1]
+    if len(clash):
+        first = clash.iloc[0]
+        where = " and ".join(dict.fromkeys(clash.loc[
+            (clash[KEYS] == first[KEYS]).all(axis=1), "_folder"]))
+        raise SpecError(f"{first['method']} (seed {first['seed']}, {first['model']}) scored "
+                        f"differently in {where}; label a loop run's folder DIR:LABEL, or "
+                        "tabulate runs made with different options apart.")
+    df = df.drop_duplicates(KEYS, keep="first").drop(columns="_folder")
+    return BenchOutput(df.reset_index(drop=True), primary, suite, unfinished)
 
 
 # -- the harness --------------------------------------------------------------------------
@@ -492,8 +541,11 @@ def run_bench(suite_name: str, data_dir: Path, out_dir: Path, seeds: int = 5,
                 "finished": False}
 
     def save_settings() -> None:
-        (out_dir / "bench.json").write_text(json.dumps(settings, indent=2, default=str) + "\n")
+        _write_atomic(out_dir / "bench.json", json.dumps(settings, indent=2, default=str) + "\n")
 
+    # an earlier bench's tables in this folder would read as this one's until it finishes
+    for stale in ("raw.csv", "results.csv", "paired.csv", "results.md"):
+        (out_dir / stale).unlink(missing_ok=True)
     save_settings()
     for split in suite.splits(list(range(seeds))):
         if variants and split.variant not in variants:
@@ -523,7 +575,8 @@ def run_bench(suite_name: str, data_dir: Path, out_dir: Path, seeds: int = 5,
                                 "value": value, "seed": split.seed, "seconds": secs,
                                 "prep_seconds": gen_seconds, "tokens": aug.tokens})
             # every finished method is on disk at once: a stopped bench keeps what it measured
-            pd.DataFrame(raw).to_csv(out_dir / "raw.csv", index=False)
+            _write_atomic(out_dir / "raw.csv", pd.DataFrame(raw).to_csv(index=False))
+            save_settings()  # with the method's details
             if progress:
                 progress(f"{suite.name} {split.variant} seed {split.seed}: {method} "
                          f"({time.perf_counter() - start:.1f}s)"
@@ -539,6 +592,13 @@ def run_bench(suite_name: str, data_dir: Path, out_dir: Path, seeds: int = 5,
     settings["finished"] = True
     save_settings()
     return res
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Readers (bench-table on a running bench) see the old file or the new one, never half."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def with_model_mean(df: pd.DataFrame) -> pd.DataFrame:
@@ -568,7 +628,18 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     return res
 
 
-REFERENCES = ("synthloop", "open_loop")  # whose lead over the others the paired table shows
+def default_reference(methods) -> str | None:
+    """Whose lead the paired table shows: synthloop, else open_loop, else the one labelled
+    loop run (``synthloop LABEL``); None when that is ambiguous or no loop ran."""
+    methods = list(dict.fromkeys(methods))
+    for m in LLM_METHODS[::-1]:  # synthloop first
+        if m in methods:
+            return m
+    for m in LLM_METHODS[::-1]:
+        labelled = [x for x in methods if x.startswith(m + " ")]
+        if labelled:
+            return labelled[0] if len(labelled) == 1 else None
+    return None
 
 
 def paired(df: pd.DataFrame, metric: str, reference: str | None = None) -> pd.DataFrame:
@@ -579,20 +650,22 @@ def paired(df: pd.DataFrame, metric: str, reference: str | None = None) -> pd.Da
     Seeds are paired only where both methods ran; a method sharing no seed is left out."""
     cols = ["suite", "reference", "method", "model", "metric", "mean_diff", "se", "wins",
             "ties", "losses", "seeds"]
-    reference = reference or next((m for m in REFERENCES if m in set(df["method"])), None)
     part = df[df["metric"] == metric]
+    reference = reference or default_reference(part["method"])
     if reference is None or reference not in set(part["method"]):
         return pd.DataFrame(columns=cols)
     keys = ["suite", "model", "seed"]
-    ref = part[part["method"] == reference].drop_duplicates(keys).set_index(keys)["value"]
+    ref = part[part["method"] == reference].set_index(keys)["value"]
     rows = []
     for (suite, method), other in part.groupby(["suite", "method"], sort=False):
         if method in (reference, "oracle"):
             continue
-        other = other.drop_duplicates(keys).set_index(keys)["value"]
-        diff = (ref - other).dropna() * 100
-        for model, d in diff.groupby(level="model", sort=False):
+        diff = (ref - other.set_index(keys)["value"]).dropna() * 100
+        for model in dict.fromkeys(other["model"]):  # the models in the order they ran
+            d = diff[diff.index.get_level_values("model") == model]  # this suite's seeds
             n = len(d)
+            if not n:
+                continue
             rows.append({"suite": suite, "reference": reference, "method": method,
                          "model": model, "metric": metric,
                          "mean_diff": round(float(d.mean()), 2),
@@ -628,17 +701,24 @@ def paired_table(pairs: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write_tables(df: pd.DataFrame, out_dir: Path, primary: str,
-                 reference: str | None = None) -> pd.DataFrame:
-    """results.csv, paired.csv and results.md from per-seed rows; returns the summary."""
+def render(df: pd.DataFrame, primary: str,
+           reference: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """The summary, the paired differences and results.md's text, from per-seed rows."""
     res = summarise(df)
-    res.to_csv(out_dir / "results.csv", index=False)
     pairs = paired(df, primary, reference)
-    pairs.to_csv(out_dir / "paired.csv", index=False)
     text = headline_table(res, primary)
     if len(pairs):
         text += "\n" + paired_table(pairs)
-    (out_dir / "results.md").write_text(text + "\n" + markdown_table(res))
+    return res, pairs, text + "\n" + markdown_table(res)
+
+
+def write_tables(df: pd.DataFrame, out_dir: Path, primary: str,
+                 reference: str | None = None) -> pd.DataFrame:
+    """results.csv, paired.csv and results.md from per-seed rows; returns the summary."""
+    res, pairs, text = render(df, primary, reference)
+    res.to_csv(out_dir / "results.csv", index=False)
+    pairs.to_csv(out_dir / "paired.csv", index=False)
+    (out_dir / "results.md").write_text(text)
     return res
 
 

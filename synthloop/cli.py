@@ -302,26 +302,42 @@ def bench_table(
     out: Path | None = typer.Option(None, help="Write results.csv, paired.csv and results.md "
                                     "here too."),
 ) -> None:
-    """Re-tabulate finished bench runs, merged (e.g. open_loop run apart from synthloop), with
-    each rival paired against the loop seed by seed."""
-    import tempfile
-
-    from synthloop.evals.bench import load_raw, write_tables
+    """Re-tabulate bench outputs without re-running them, merged (e.g. open_loop run apart
+    from synthloop), with each rival paired against the loop seed by seed."""
+    from synthloop.evals import bench as b
 
     try:
-        df, primary = load_raw(folders)
-        if versus is not None and versus not in set(df["method"]):
+        data = b.load_raw(folders)
+        methods = list(dict.fromkeys(data.raw["method"]))
+        if versus is not None and versus not in methods:
             raise SynthloopError(f"--versus {versus!r} did not run in these folders; they hold "
-                                 f"{', '.join(dict.fromkeys(df['method']))}.")
-        with tempfile.TemporaryDirectory() as tmp:
-            target = out or Path(tmp)
-            target.mkdir(parents=True, exist_ok=True)
-            write_tables(df, target, primary, versus)
-            sys.stdout.write((target / "results.md").read_text())
+                                 f"{', '.join(methods)}.")
+        if out is not None and out.resolve() in {b.folder_and_label(f)[0].resolve()
+                                                 for f in folders}:
+            raise SynthloopError(f"--out {out} is one of the folders read; write the merged "
+                                 "tables to a new folder.")
+        res, pairs, text = b.render(data.raw, data.primary, versus)
     except SynthloopError as exc:
         _fail(str(exc))
+    for folder in data.unfinished:
+        err.print(f"note: {folder} is a bench stopped before its end; its tables hold the "
+                  "methods and seeds it finished.", soft_wrap=True)
+    loops = [m for m in methods if m.split(" ")[0] in b.LLM_METHODS]
+    if versus is None and b.default_reference(methods) is None and len(loops) > 1:
+        err.print(f"note: no paired table: pass --versus, one of {', '.join(loops)}.",
+                  soft_wrap=True)
+    sys.stdout.write(text)
     if out:
-        err.print(f"wrote {out / 'results.md'}, results.csv and paired.csv")
+        out.mkdir(parents=True, exist_ok=True)
+        # a merged output reads back like a bench's own (bench-table OUT works)
+        data.raw.to_csv(out / "raw.csv", index=False)
+        (out / "bench.json").write_text(json.dumps(
+            {"suite": data.suite, "primary": data.primary, "merged_from": folders,
+             "finished": not data.unfinished}, indent=2) + "\n")
+        res.to_csv(out / "results.csv", index=False)
+        pairs.to_csv(out / "paired.csv", index=False)
+        (out / "results.md").write_text(text)
+        err.print(f"wrote {out}: results.md, results.csv, paired.csv, raw.csv and bench.json")
 
 
 @app.command()

@@ -296,7 +296,8 @@ def check_model_is_seeded(name, factory, fx):
     b, _ = _fit_model(name, factory, fx, seed=3)
     if not np.array_equal(a, b):  # exactly: a tolerance would let a tiny unseeded jitter pass
         raise _fail("model", name, "check_model_is_seeded",
-                    "two fits with seed 3 predict differently; pass the seed on as random_state")
+                    "two fits with seed 3 predict differently; pass the seed on as random_state "
+                    "(and make multithreaded fits deterministic)")
 
 
 def check_model_learns(name, factory, fx):

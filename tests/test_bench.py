@@ -258,6 +258,17 @@ class TestPairedTable:
         assert pairs.at["real_only", "seeds"] == 2
         assert pairs.at["real_only", "mean_diff"] == pytest.approx(7.5, abs=0.01)
 
+    def test_models_keep_their_order_when_seeds_differ(self):
+        from synthloop.evals.bench import paired
+
+        df = pd.concat([_raw({"real_only": [0.8, 0.7], "synthloop": [0.9]}, model=m)
+                        for m in ("zeta", "alpha", "mean of models")])
+
+        pairs = paired(df, "f1")
+
+        assert pairs["model"].tolist() == ["zeta", "alpha", "mean of models"]
+        assert (pairs["seeds"] == 1).all()
+
     def test_no_loop_method_gives_no_pairs(self):
         from synthloop.evals.bench import paired
 
@@ -281,7 +292,8 @@ class TestPairedTable:
             ((f1["synthloop"] - f1["real_only"]) * 100).mean(), abs=0.01)
         md = (tmp_path / "out" / "results.md").read_text()
         assert "### toy — synthloop minus each method, paired by seed (f1 ×100)" in md
-        assert json.loads((tmp_path / "out" / "bench.json").read_text())["primary"] == "f1"
+        settings = json.loads((tmp_path / "out" / "bench.json").read_text())
+        assert settings["primary"] == "f1" and settings["finished"] is True
 
 
 class TestBenchTableCommand:
@@ -311,6 +323,13 @@ class TestBenchTableCommand:
         pairs = pd.read_csv(tmp_path / "merged" / "paired.csv")
         assert pairs["method"].tolist() == ["real_only", "open_loop"]  # real_only once
         assert (tmp_path / "merged" / "results.md").read_text() in result.stdout
+        # the two runs measured real_only identically; the merged raw.csv holds it once
+        merged = pd.read_csv(tmp_path / "merged" / "raw.csv")
+        assert len(merged[merged.method == "real_only"]) == len(
+            pd.read_csv(a / "raw.csv").query("method == 'real_only'"))
+        # and reads back like a bench's own output
+        again = CliRunner().invoke(app, ["bench-table", str(tmp_path / "merged")])
+        assert again.exit_code == 0 and again.stdout == result.stdout
 
     def test_a_label_keeps_two_loop_runs_apart(self, tmp_path, monkeypatch):
         from typer.testing import CliRunner
@@ -325,6 +344,12 @@ class TestBenchTableCommand:
         assert result.exit_code == 0, result.output
         assert "synthloop again minus each method" in result.stdout
         assert "| synthloop | +0.00 ± 0.00 (0–2–0) |" in result.stdout
+        # one labelled loop run is the reference; two need --versus, and the user is told
+        one = CliRunner().invoke(app, ["bench-table", f"{a}:x"])
+        assert "synthloop x minus each method" in one.stdout
+        two = CliRunner().invoke(app, ["bench-table", f"{a}:x", f"{a}:y"])
+        assert two.exit_code == 0 and "minus each method" not in two.stdout
+        assert "pass --versus, one of synthloop x, synthloop y" in two.stderr
 
     def test_bad_folders_are_one_line_errors(self, tmp_path, monkeypatch):
         from typer.testing import CliRunner
@@ -337,9 +362,23 @@ class TestBenchTableCommand:
         (other / "raw.csv").write_text((a / "raw.csv").read_text())
         (other / "bench.json").write_text(json.dumps({"suite": "sick"}))
 
+        changed = tmp_path / "changed"
+        changed.mkdir()
+        raw = pd.read_csv(a / "raw.csv")
+        raw.loc[raw.method == "synthloop", "value"] += 0.01  # the loop run again, other options
+        raw.to_csv(changed / "raw.csv", index=False)
+        (changed / "bench.json").write_text((a / "bench.json").read_text())
+        broken = tmp_path / "broken"
+        broken.mkdir()
+        (broken / "raw.csv").write_text("")
+        (broken / "bench.json").write_text("{not json")
+
         cases = [([str(tmp_path / "nope")], "has no raw.csv and bench.json"),
                  ([str(a), str(other)], "different suites (sick, toy)"),
-                 ([str(a), "--versus", "magic"], "--versus 'magic' did not run")]
+                 ([str(a), "--versus", "magic"], "--versus 'magic' did not run"),
+                 ([str(a), str(changed)], "synthloop (seed 0, lightgbm) scored differently in "),
+                 ([str(broken)], "bench.json or raw.csv cannot be read (JSONDecodeError"),
+                 ([str(a), "--out", str(a)], "is one of the folders read")]
         for args, fragment in cases:
             result = CliRunner().invoke(app, ["bench-table", *args])
             assert result.exit_code == 2
@@ -374,7 +413,17 @@ class TestBenchTableCommand:
 
         assert result.exit_code == 0, result.output
         # seed 0 of both methods, and seed 1 of real_only: paired on the one shared seed
-        assert "| real_only | " in result.stdout and "mean of models" in result.stdout
-        row = [line for line in result.stdout.splitlines() if line.startswith("| real_only |")
-               and "(" in line][0]
-        assert row.count("(1–0–0)") + row.count("(0–1–0)") + row.count("(0–0–1)") == 3
+        raw = pd.read_csv(tmp_path / "out" / "raw.csv")
+        assert set(raw.loc[raw.method == "synthloop", "seed"]) == {0}
+        assert "stopped before its end" in result.stderr
+        md = result.stdout
+        assert "| real_only | " in md and "mean of models" in md
+        from synthloop.evals.bench import load_raw, paired
+
+        pairs = paired(load_raw([tmp_path / "out"]).raw, "f1").set_index("model")
+        assert pairs["seeds"].tolist() == [1, 1, 1]  # lightgbm, logistic, mean of models
+        f1 = raw[(raw.metric == "f1") & (raw.seed == 0)].pivot(index="model", columns="method",
+                                                                values="value")
+        want = (f1["synthloop"] - f1["real_only"]) * 100
+        assert pairs.at["lightgbm", "mean_diff"] == pytest.approx(want["lightgbm"], abs=0.01)
+        assert pairs.at["mean of models", "mean_diff"] == pytest.approx(want.mean(), abs=0.01)
