@@ -439,6 +439,7 @@ class BenchOutput:
     primary: str
     suite: str
     unfinished: list[str] = field(default_factory=list)  # folders of benches stopped early
+    sources: list[dict] = field(default_factory=list)  # each folder, its label and settings
 
 
 def folder_and_label(item: str | Path) -> tuple[Path, str]:
@@ -452,62 +453,81 @@ def folder_and_label(item: str | Path) -> tuple[Path, str]:
 
 def _read_output(folder: Path) -> tuple[pd.DataFrame, dict]:
     path, meta = folder / "raw.csv", folder / "bench.json"
-    if not path.is_file() or not meta.is_file():
-        raise SpecError(f"{folder} has no raw.csv and bench.json; give the --out folder of a "
+    if not meta.is_file():
+        raise SpecError(f"{folder} has no bench.json; give the --out folder of a "
                         "`synthloop bench` run.")
+    if not path.is_file():
+        raise SpecError(f"{folder} holds a bench that finished no method yet (no raw.csv); "
+                        "wait for its first method, or re-run it.")
     try:
         settings = json.loads(meta.read_text())
         suite = settings["suite"]
         primary = settings.get("primary") or PRIMARY[suite]
         frame = pd.read_csv(path)
+        missing = sorted(set(KEYS + NUMBERS) - set(frame.columns))
+        if missing or frame.empty:
+            raise ValueError(f"raw.csv lacks columns {missing}" if missing
+                             else "raw.csv has no rows")
+        for col in NUMBERS + ["seed"]:
+            frame[col] = pd.to_numeric(frame[col])
+        if frame[KEYS + NUMBERS].isna().any().any():
+            raise ValueError("raw.csv has empty cells")
     except (ValueError, KeyError, TypeError, pd.errors.ParserError) as exc:
         raise SpecError(f"{folder}'s bench.json or raw.csv cannot be read ({type(exc).__name__}: "
                         f"{exc}); re-run the bench into a fresh --out folder.") from None
-    missing = sorted(set(KEYS + ["value", "seconds", "prep_seconds", "tokens"])
-                     - set(frame.columns))
-    if missing or frame.empty:
-        raise SpecError(f"{folder}/raw.csv " + (f"lacks columns {missing}" if missing
-                                                 else "has no measurement yet")
-                        + "; give the --out folder of a bench that measured something.")
+    frame["seed"] = frame["seed"].astype(int)
     settings["primary"] = primary
     return frame, settings
+
+
+NUMBERS = ["value", "seconds", "prep_seconds", "tokens"]
 
 
 def load_raw(dirs: list[str | Path]) -> BenchOutput:
     """The per-seed rows of one or more bench outputs on one suite, merged.
 
-    A folder given as ``DIR:LABEL`` has its LLM methods renamed ``synthloop LABEL`` and
-    ``open_loop LABEL``, so two runs of the loop with different options sit side by side.
-    A measurement present in several folders with the same value is kept once (the baselines
-    of two runs with the same options); with different values it is refused, naming it."""
-    frames, suites, unfinished = [], set(), []
+    A measurement found in several folders with the same value is kept once (the baselines
+    of two runs with the same options). A folder given as ``DIR:LABEL`` has its loop methods
+    renamed ``synthloop LABEL`` and ``open_loop LABEL``, and any other method that scored
+    differently in an earlier folder (e.g. a copula at another --synthetic-rows) renamed
+    ``METHOD LABEL``; without a label such a difference is refused, naming it."""
+    merged: pd.DataFrame | None = None
+    suites, unfinished, sources = set(), [], []
     for item in dirs:
         folder, label = folder_and_label(item)
         frame, settings = _read_output(folder)
+        sources.append({"folder": str(folder), "label": label, "settings": settings})
         if settings.get("finished") is False:
             unfinished.append(str(folder))
         if settings.get("average_models") and "mean of models" not in set(frame["model"]):
             frame = with_model_mean(frame)  # a bench stopped before its end
-        if label:
-            llm = frame["method"].isin(LLM_METHODS)
-            frame.loc[llm, "method"] = frame.loc[llm, "method"] + f" {label}"
-        frames.append(frame.assign(_folder=str(folder)))
         suites.add((settings["suite"], settings["primary"]))
+        clashing = set() if merged is None else _clashing_methods(merged, frame)
+        if label:
+            rename = frame["method"].isin(set(LLM_METHODS) | clashing)
+            frame.loc[rename, "method"] = frame.loc[rename, "method"] + f" {label}"
+        elif clashing:
+            method = sorted(clashing)[0]
+            raise SpecError(f"{method} scored differently in {folder} than in an earlier "
+                            f"folder; give one of them a label (DIR:LABEL renames its {method}) "
+                            "or tabulate them apart.")
+        frame = frame.assign(_folder=str(folder))
+        merged = frame if merged is None else pd.concat([merged, frame], ignore_index=True)
     if len(suites) > 1:
-        raise SpecError(f"These folders hold different suites "
-                        f"({', '.join(sorted(n for n, _ in suites))}); tabulate one at a time.")
+        raise SpecError("These folders hold different suites or primary metrics ("
+                        + ", ".join(f"{n} by {p}" for n, p in sorted(suites))
+                        + "); tabulate one at a time.")
     ((suite, primary),) = suites
-    df = pd.concat(frames, ignore_index=True)
-    clash = df[df.groupby(KEYS)["value"].transform("nunique") > 1]
-    if len(clash):
-        first = clash.iloc[0]
-        where = " and ".join(dict.fromkeys(clash.loc[
-            (clash[KEYS] == first[KEYS]).all(axis=1), "_folder"]))
-        raise SpecError(f"{first['method']} (seed {first['seed']}, {first['model']}) scored "
-                        f"differently in {where}; label a loop run's folder DIR:LABEL, or "
-                        "tabulate runs made with different options apart.")
-    df = df.drop_duplicates(KEYS, keep="first").drop(columns="_folder")
-    return BenchOutput(df.reset_index(drop=True), primary, suite, unfinished)
+    assert merged is not None
+    df = merged.drop_duplicates(KEYS, keep="first").drop(columns="_folder")
+    return BenchOutput(df.reset_index(drop=True), primary, suite, unfinished, sources)
+
+
+def _clashing_methods(merged: pd.DataFrame, frame: pd.DataFrame) -> set[str]:
+    """Methods of `frame` measured in `merged` on a shared (suite, model, metric, seed) with
+    a different value."""
+    both = merged.merge(frame, on=KEYS, suffixes=("_a", "_b"))
+    return set(both.loc[(both["value_a"] - both["value_b"]).abs() > 1e-12, "method"])
 
 
 # -- the harness --------------------------------------------------------------------------
@@ -517,6 +537,8 @@ def run_bench(suite_name: str, data_dir: Path, out_dir: Path, seeds: int = 5,
               variants: list[str] | None = None) -> pd.DataFrame:
     if suite_name not in SUITES:
         raise SpecError(f"Unknown suite {suite_name!r}; suites are: {', '.join(SUITES)}.")
+    if seeds < 1:
+        raise SpecError(f"--seeds {seeds} runs nothing; give 1 or more (seeds 0..N-1).")
     methods = methods or DEFAULT_METHODS
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -629,13 +651,13 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def default_reference(methods) -> str | None:
-    """Whose lead the paired table shows: synthloop, else open_loop, else the one labelled
-    loop run (``synthloop LABEL``); None when that is ambiguous or no loop ran."""
+    """Whose lead the paired table shows: synthloop, else the one labelled synthloop run
+    (``synthloop LABEL``), else open_loop, else the one labelled open_loop run; None when no
+    loop ran, or when two labelled runs leave it ambiguous."""
     methods = list(dict.fromkeys(methods))
     for m in LLM_METHODS[::-1]:  # synthloop first
         if m in methods:
             return m
-    for m in LLM_METHODS[::-1]:
         labelled = [x for x in methods if x.startswith(m + " ")]
         if labelled:
             return labelled[0] if len(labelled) == 1 else None
@@ -729,15 +751,17 @@ def headline_table(res: pd.DataFrame, primary: str) -> str:
     for suite, rows in part.groupby("suite", sort=False):
         models = list(dict.fromkeys(rows["model"]))
         lines += [f"### {suite} — {primary} (mean ± std over seeds, ×100)", "",
-                  "| method | " + " | ".join(models) + " | seconds | tokens |",
-                  "|---" * (len(models) + 3) + "|"]
+                  "| method | " + " | ".join(models) + " | seconds | tokens | seeds |",
+                  "|---" * (len(models) + 4) + "|"]
         for method, m in rows.groupby("method", sort=False):
             by = m.set_index("model")
             cells = [f"{by.at[x, 'mean']:.2f} ± {by.at[x, 'std']:.2f}" if x in by.index else ""
                      for x in models]
-            # seconds: the method's data preparation plus one fit, per seed (first model)
+            # seconds: the method's data preparation plus one fit, per seed (first model);
+            # seeds: a stopped or merged bench may hold fewer seeds of some methods
             lines.append(f"| {method} | " + " | ".join(cells) +
-                         f" | {m['seconds'].iloc[0]:.1f} | {m['tokens'].iloc[0]} |")
+                         f" | {m['seconds'].iloc[0]:.1f} | {m['tokens'].iloc[0]} |"
+                         f" {m['seeds'].max()} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -255,17 +255,18 @@ def print_report_headlines(rep: dict[str, Any], html_path: Path, json_path: Path
 def bench(
     suite: str = typer.Argument(..., help="sick, adult-lowdata or lending_club."),
     data_dir: Path = typer.Option(Path("../shared/bench-data"), help="The bench-data folder."),
-    out: Path = typer.Option(Path("bench-results"), help="Where results.csv and results.md go."),
+    out: Path = typer.Option(Path("bench-results"), help="Where raw.csv, results.csv, "
+                             "paired.csv, results.md, bench.json and the loops' runs/ go."),
     seeds: int = typer.Option(5, help="How many seeds (0..N-1)."),
     methods: str | None = typer.Option(
-        None, help="Comma-separated: real_only,class_weight,class_weight_tuned,smote,"
-        "gaussian_copula,provided,open_loop,synthloop (default: all)."),
+        None, help="Comma-separated, from: real_only, class_weight, class_weight_tuned, smote, "
+        "gaussian_copula, provided, open_loop, synthloop (default: all)."),
     llm: str = typer.Option("embedded", help="LLM URI for open_loop and synthloop."),
     loop_rows: int = typer.Option(40, help="Rows per loop iteration for the LLM methods."),
     synthetic_rows: int | None = typer.Option(
-        None, help="Synthetic rows per method, the LLM methods and provided alike (default: "
-        "the suite's, e.g. 1000 for sick). Fewer than the provided rows: provided takes a "
-        "seeded random sample of them."),
+        None, help="Synthetic rows per method: the LLM methods, provided and the copula's cap "
+        "(default: the suite's, e.g. 1000 for sick). Fewer than the provided rows: provided "
+        "takes a seeded random sample of them."),
     set_: list[str] = typer.Option(
         [], "--set", help="Override a key of the LLM methods' loop spec: --set generator.contrast_share=0.5"),
     variants: str | None = typer.Option(
@@ -286,24 +287,31 @@ def bench(
         )
     except SynthloopError as exc:
         _fail(str(exc))
-    out.mkdir(parents=True, exist_ok=True)
+    except KeyboardInterrupt:
+        kept = (f"{out / 'raw.csv'} holds the methods it finished; `synthloop bench-table "
+                f"{out}` tabulates them" if (out / "raw.csv").is_file()
+                else "no method had finished")
+        err.print(f"stopped: {kept}.", soft_wrap=True)
+        raise typer.Exit(130) from None
     sys.stdout.write((out / "results.md").read_text())
-    err.print(f"wrote {out / 'results.csv'} ({len(res)} rows)")
+    err.print(f"wrote {out}: results.md, results.csv, paired.csv, raw.csv, bench.json "
+              f"({len(res)} result rows)", soft_wrap=True)
 
 
 @app.command("bench-table")
 def bench_table(
     folders: list[str] = typer.Argument(
         ..., metavar="DIR[:LABEL]", help="One or more --out folders of `synthloop bench` runs on "
-        "the same suite; DIR:LABEL renames that folder's loop methods 'synthloop LABEL'."),
+        "the same suite. DIR:LABEL renames that folder's loop methods 'synthloop LABEL' (and "
+        "any method that scored differently in an earlier folder 'METHOD LABEL')."),
     versus: str | None = typer.Option(
-        None, help="The method whose lead the paired table shows (default: synthloop if it "
-        "ran, else open_loop)."),
-    out: Path | None = typer.Option(None, help="Write results.csv, paired.csv and results.md "
-                                    "here too."),
+        None, help="The method whose lead the paired table shows (default: synthloop, else "
+        "the one labelled synthloop run, else open_loop)."),
+    out: Path | None = typer.Option(
+        None, help="Also write the merged raw.csv, bench.json, results.csv, paired.csv and "
+        "results.md here (a new folder, or one bench-table wrote; never a folder read)."),
 ) -> None:
-    """Re-tabulate bench outputs without re-running them, merged (e.g. open_loop run apart
-    from synthloop), with each rival paired against the loop seed by seed."""
+    """Re-tabulate bench outputs without re-running them, merged and paired by seed."""
     from synthloop.evals import bench as b
 
     try:
@@ -312,28 +320,35 @@ def bench_table(
         if versus is not None and versus not in methods:
             raise SynthloopError(f"--versus {versus!r} did not run in these folders; they hold "
                                  f"{', '.join(methods)}.")
-        if out is not None and out.resolve() in {b.folder_and_label(f)[0].resolve()
-                                                 for f in folders}:
-            raise SynthloopError(f"--out {out} is one of the folders read; write the merged "
-                                 "tables to a new folder.")
+        if out is not None:
+            if out.resolve() in {b.folder_and_label(f)[0].resolve() for f in folders}:
+                raise SynthloopError(f"--out {out} is one of the folders read; write the "
+                                     "merged tables to a new folder.")
+            meta = out / "bench.json"
+            if meta.is_file() and "merged_from" not in meta.read_text():
+                raise SynthloopError(f"--out {out} holds a bench's own output, which this "
+                                     "would replace; write the merged tables to a new folder.")
         res, pairs, text = b.render(data.raw, data.primary, versus)
     except SynthloopError as exc:
         _fail(str(exc))
     for folder in data.unfinished:
         err.print(f"note: {folder} is a bench stopped before its end; its tables hold the "
-                  "methods and seeds it finished.", soft_wrap=True)
-    loops = [m for m in methods if m.split(" ")[0] in b.LLM_METHODS]
-    if versus is None and b.default_reference(methods) is None and len(loops) > 1:
-        err.print(f"note: no paired table: pass --versus, one of {', '.join(loops)}.",
+                  "methods and seeds it finished (the seeds column says how many).",
                   soft_wrap=True)
+    loops = [m for m in methods if m.split(" ")[0] in b.LLM_METHODS]
+    if not len(pairs) and versus is None:
+        err.print("note: no paired table: " + (
+            f"pass --versus, one of {', '.join(loops)}." if len(loops) > 1 else
+            "no loop method (synthloop or open_loop) in these folders; --versus METHOD pairs "
+            "the others with METHOD."), soft_wrap=True)
     sys.stdout.write(text)
     if out:
         out.mkdir(parents=True, exist_ok=True)
         # a merged output reads back like a bench's own (bench-table OUT works)
         data.raw.to_csv(out / "raw.csv", index=False)
         (out / "bench.json").write_text(json.dumps(
-            {"suite": data.suite, "primary": data.primary, "merged_from": folders,
-             "finished": not data.unfinished}, indent=2) + "\n")
+            {"suite": data.suite, "primary": data.primary, "merged_from": data.sources,
+             "finished": not data.unfinished}, indent=2, default=str) + "\n")
         res.to_csv(out / "results.csv", index=False)
         pairs.to_csv(out / "paired.csv", index=False)
         (out / "results.md").write_text(text)

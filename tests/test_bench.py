@@ -100,6 +100,31 @@ class TestAdultProtocol:
 
 
 class TestBadInput:
+    def test_zero_seeds_is_one_clear_error(self, tmp_path, monkeypatch):
+        from synthloop.evals import bench
+
+        monkeypatch.setitem(bench.SUITES, "toy", _toy_suite)
+        with pytest.raises(SpecError, match="--seeds 0 runs nothing; give 1 or more"):
+            run_bench("toy", tmp_path, tmp_path / "out", seeds=0)
+
+    def test_ctrl_c_says_where_the_finished_methods_are(self, tmp_path, monkeypatch):
+        from typer.testing import CliRunner
+
+        from synthloop.cli import app
+        from synthloop.evals import bench
+
+        def interrupted(suite, split, n, ctx):
+            raise KeyboardInterrupt
+
+        monkeypatch.setitem(bench.SUITES, "toy", _toy_suite)
+        monkeypatch.setitem(bench.METHODS, "smote", interrupted)
+        result = CliRunner().invoke(app, ["bench", "toy", "--data-dir", str(tmp_path), "--out",
+                                          str(tmp_path / "out"), "--methods", "real_only,smote"])
+
+        assert result.exit_code == 130
+        assert "stopped: " in result.stderr and "holds the methods it finished" in result.stderr
+        assert set(pd.read_csv(tmp_path / "out" / "raw.csv")["method"]) == {"real_only"}
+
     def test_unknown_suite_and_method_are_one_clear_error(self, tmp_path):
         with pytest.raises(SpecError, match="Unknown suite 'nope'; suites are: sick"):
             run_bench("nope", tmp_path, tmp_path)
@@ -331,6 +356,32 @@ class TestBenchTableCommand:
         again = CliRunner().invoke(app, ["bench-table", str(tmp_path / "merged")])
         assert again.exit_code == 0 and again.stdout == result.stdout
 
+    def test_a_label_keeps_a_baseline_run_with_other_options_apart(self, tmp_path,
+                                                                    monkeypatch):
+        from typer.testing import CliRunner
+
+        from synthloop.cli import app
+        from synthloop.evals import bench
+
+        monkeypatch.setitem(bench.SUITES, "toy", _toy_suite)
+        for name, rows in (("c200", 200), ("c50", 50)):
+            run_bench("toy", tmp_path, tmp_path / name, seeds=2,
+                      methods=["real_only", "gaussian_copula"], ctx={"synthetic_rows": rows})
+
+        refused = CliRunner().invoke(app, ["bench-table", str(tmp_path / "c200"),
+                                           str(tmp_path / "c50")])
+        result = CliRunner().invoke(app, ["bench-table", str(tmp_path / "c200"),
+                                          f"{tmp_path / 'c50'}:50rows"])
+
+        assert refused.exit_code == 2 and "gaussian_copula scored differently" in refused.output
+        assert result.exit_code == 0, result.output
+        # real_only agreed and is kept once; the copula at 50 rows sits beside the one at 200
+        md = result.stdout
+        assert md.count("| real_only |") == 2  # the headline and the lightgbm table
+        assert "| gaussian_copula |" in md and "| gaussian_copula 50rows |" in md
+        assert "no loop method (synthloop or open_loop) in these folders" in result.stderr
+        assert "| seconds | tokens | seeds |" in md
+
     def test_a_label_keeps_two_loop_runs_apart(self, tmp_path, monkeypatch):
         from typer.testing import CliRunner
 
@@ -373,10 +424,24 @@ class TestBenchTableCommand:
         (broken / "raw.csv").write_text("")
         (broken / "bench.json").write_text("{not json")
 
-        cases = [([str(tmp_path / "nope")], "has no raw.csv and bench.json"),
-                 ([str(a), str(other)], "different suites (sick, toy)"),
+        cut = tmp_path / "cut"
+        cut.mkdir()
+        (cut / "raw.csv").write_text((a / "raw.csv").read_text()[:-40])  # cut mid-line
+        (cut / "bench.json").write_text((a / "bench.json").read_text())
+        started = tmp_path / "started"
+        started.mkdir()
+        (started / "bench.json").write_text((a / "bench.json").read_text())
+
+        cases = [([str(tmp_path / "nope")], "has no bench.json"),
+                 ([str(started)], "holds a bench that finished no method yet"),
+                 ([str(cut)], "bench.json or raw.csv cannot be read (ValueError: raw.csv has "
+                              "empty cells)"),
+                 ([str(a), "--out", str(tmp_path / "b")], "holds a bench's own output"),
+                 ([str(a), str(other)], "different suites or primary metrics (sick by f1, "
+                                        "toy by f1)"),
                  ([str(a), "--versus", "magic"], "--versus 'magic' did not run"),
-                 ([str(a), str(changed)], "synthloop (seed 0, lightgbm) scored differently in "),
+                 ([str(a), str(changed)], f"synthloop scored differently in {changed} than in "
+                                          "an earlier folder; give one of them a label"),
                  ([str(broken)], "bench.json or raw.csv cannot be read (JSONDecodeError"),
                  ([str(a), "--out", str(a)], "is one of the folders read")]
         for args, fragment in cases:
