@@ -429,6 +429,7 @@ DEFAULT_METHODS = ["real_only", "class_weight", "class_weight_tuned", "smote",
 
 LLM_METHODS = ("open_loop", "synthloop")
 KEYS = ["suite", "method", "model", "metric", "seed"]  # one measurement in raw.csv
+NUMBERS = ["value", "seconds", "prep_seconds", "tokens"]  # and what it measured
 
 
 @dataclass
@@ -478,9 +479,6 @@ def _read_output(folder: Path) -> tuple[pd.DataFrame, dict]:
     frame["seed"] = frame["seed"].astype(int)
     settings["primary"] = primary
     return frame, settings
-
-
-NUMBERS = ["value", "seconds", "prep_seconds", "tokens"]
 
 
 def load_raw(dirs: list[str | Path]) -> BenchOutput:
@@ -609,7 +607,7 @@ def run_bench(suite_name: str, data_dir: Path, out_dir: Path, seeds: int = 5,
     df = pd.DataFrame(raw)
     if settings["average_models"]:
         df = with_model_mean(df)
-    df.to_csv(out_dir / "raw.csv", index=False)
+    _write_atomic(out_dir / "raw.csv", df.to_csv(index=False))
     res = write_tables(df, out_dir, suite.primary)
     settings["finished"] = True
     save_settings()
