@@ -337,10 +337,12 @@ def bench_table(
                   soft_wrap=True)
     loops = [m for m in methods if m.split(" ")[0] in b.LLM_METHODS]
     if not len(pairs) and versus is None:
-        err.print("note: no paired table: " + (
-            f"pass --versus, one of {', '.join(loops)}." if len(loops) > 1 else
-            "no loop method (synthloop or open_loop) in these folders; --versus METHOD pairs "
-            "the others with METHOD."), soft_wrap=True)
+        why = ("no loop method (synthloop or open_loop) in these folders; --versus METHOD "
+               "pairs the others with METHOD" if not loops else
+               f"pass --versus, one of {', '.join(loops)}"
+               if b.default_reference(methods) is None else
+               "the loop has no rival measured on its seeds here")
+        err.print(f"note: no paired table: {why}.", soft_wrap=True)
     sys.stdout.write(text)
     if out:
         out.mkdir(parents=True, exist_ok=True)
