@@ -332,8 +332,9 @@ def bench_table(
     except SynthloopError as exc:
         _fail(str(exc))
     for folder in data.unfinished:
-        err.print(f"note: {folder} is a bench stopped before its end; its tables hold the "
-                  "methods and seeds it finished (the seeds column says how many).",
+        err.print(f"note: {folder} is a bench that has not finished (stopped, or still "
+                  "running); its tables hold the methods and seeds it has measured (the seeds "
+                  "column says how many).",
                   soft_wrap=True)
     loops = [m for m in methods if m.split(" ")[0] in b.LLM_METHODS]
     if not len(pairs) and versus is None:

@@ -480,7 +480,7 @@ class TestBenchTableCommand:
         # seed 0 of both methods, and seed 1 of real_only: paired on the one shared seed
         raw = pd.read_csv(tmp_path / "out" / "raw.csv")
         assert set(raw.loc[raw.method == "synthloop", "seed"]) == {0}
-        assert "stopped before its end" in result.stderr
+        assert "has not finished (stopped, or still running)" in result.stderr
         md = result.stdout
         assert "| real_only | " in md and "mean of models" in md
         from synthloop.evals.bench import load_raw, paired
