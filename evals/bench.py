@@ -608,7 +608,8 @@ def run_bench(suite_name: str, data_dir: Path, out_dir: Path, seeds: int = 5,
     if settings["average_models"]:
         df = with_model_mean(df)
     _write_atomic(out_dir / "raw.csv", df.to_csv(index=False))
-    res = write_tables(df, out_dir, suite.primary)
+    res, pairs, text = render(df, suite.primary)
+    write_tables(out_dir, res, pairs, text)
     settings["finished"] = True
     save_settings()
     return res
@@ -732,14 +733,11 @@ def render(df: pd.DataFrame, primary: str,
     return res, pairs, text + "\n" + markdown_table(res)
 
 
-def write_tables(df: pd.DataFrame, out_dir: Path, primary: str,
-                 reference: str | None = None) -> pd.DataFrame:
-    """results.csv, paired.csv and results.md from per-seed rows; returns the summary."""
-    res, pairs, text = render(df, primary, reference)
+def write_tables(out_dir: Path, res: pd.DataFrame, pairs: pd.DataFrame, text: str) -> None:
+    """results.csv, paired.csv and results.md: what ``render`` made."""
     res.to_csv(out_dir / "results.csv", index=False)
     pairs.to_csv(out_dir / "paired.csv", index=False)
     (out_dir / "results.md").write_text(text)
-    return res
 
 
 def headline_table(res: pd.DataFrame, primary: str) -> str:

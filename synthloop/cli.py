@@ -352,9 +352,7 @@ def bench_table(
         (out / "bench.json").write_text(json.dumps(
             {"suite": data.suite, "primary": data.primary, "merged_from": data.sources,
              "finished": not data.unfinished}, indent=2, default=str) + "\n")
-        res.to_csv(out / "results.csv", index=False)
-        pairs.to_csv(out / "paired.csv", index=False)
-        (out / "results.md").write_text(text)
+        b.write_tables(out, res, pairs, text)
         err.print(f"wrote {out}: results.md, results.csv, paired.csv, raw.csv and bench.json")
 
 

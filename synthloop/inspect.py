@@ -446,20 +446,20 @@ def diff_runs(run_a: str, run_b: str, runs_dir: str | Path = "runs") -> dict[str
         "a": _iteration_brief(ra.get(k)), "b": _iteration_brief(rb.get(k)),
     } for k in sorted(set(ra) | set(rb))]
     oa, ob = run_overview(a), run_overview(b)
-    keys = ("status", "stop_reason", "iterations", "baseline_holdout", "final_holdout",
-            "lift_holdout", "lift_validation", "synthetic_rows", "tokens", "seconds")
     summ_a, summ_b = summary_of(a) or {}, summary_of(b) or {}
-    metrics = [{"metric": k, "a": oa.get(k), "b": ob.get(k),
-                "delta": _delta(oa.get(k), ob.get(k))} for k in keys]
-    for key in ("validation",):
-        va = (summ_a.get("final") or {}).get(key)
-        vb = (summ_b.get("final") or {}).get(key)
-        metrics.insert(3, {"metric": f"final_{key}", "a": va, "b": vb, "delta": _delta(va, vb)})
-    # how far each run's own decision rows' noise moves its validation lift
-    se_a, se_b = ((s.get("lift") or {}).get("validation_se") for s in (summ_a, summ_b))
-    at = next(i for i, m in enumerate(metrics) if m["metric"] == "lift_validation") + 1
-    metrics.insert(at, {"metric": "lift_validation_se", "a": se_a, "b": se_b,
-                        "delta": _delta(se_a, se_b)})
+    pairs = {k: (oa.get(k), ob.get(k)) for k in (
+        "status", "stop_reason", "iterations", "baseline_holdout", "final_holdout",
+        "lift_holdout", "lift_validation", "synthetic_rows", "tokens", "seconds")}
+    # from the summaries: the final model's own validation score, and how far the decision
+    # rows' noise moves the validation lift
+    for name, section, key in (("final_validation", "final", "validation"),
+                               ("lift_validation_se", "lift", "validation_se")):
+        pairs[name] = tuple((s.get(section) or {}).get(key) for s in (summ_a, summ_b))
+    order = ("status", "stop_reason", "iterations", "final_validation", "baseline_holdout",
+             "final_holdout", "lift_holdout", "lift_validation", "lift_validation_se",
+             "synthetic_rows", "tokens", "seconds")
+    metrics = [{"metric": k, "a": pairs[k][0], "b": pairs[k][1], "delta": _delta(*pairs[k])}
+               for k in order]
     return {
         "a": a.run_id, "b": b.run_id,
         "relation": _relation(a, b),
