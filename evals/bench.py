@@ -401,11 +401,19 @@ def _loop(suite: Suite, split: BenchSplit, n: int, ctx: dict, feedback: bool) ->
     tokens = int(summary["total_tokens"])
     if not len(syn):
         return Augmented(split.train, tokens=tokens)
+    # the models are scored as the loop trained them: synthetic rows at blend.synthetic_weight,
+    # once per class at the teacher's probability when curation.teacher labelled them
+    from synthloop.data import TableSchema
+    from synthloop.tools.teacher import PREFIX, expand_soft
+
+    w_syn = np.full(len(syn), spec.blend.synthetic_weight)
+    if any(str(c).startswith(PREFIX) for c in syn.columns):
+        schema = TableSchema.model_validate_json(
+            (runs_dir / summary["run_id"] / "schema.json").read_text())
+        syn, w_syn = expand_soft(syn, schema, spec.blend.synthetic_weight)
     out = pd.concat([split.train, syn[list(split.train.columns)]], ignore_index=True)
-    # the models are scored as the loop trained them: synthetic rows at blend.synthetic_weight
-    w = spec.blend.synthetic_weight
-    weights = (None if w == 1.0
-               else np.concatenate([np.ones(len(split.train)), np.full(len(syn), w)]))
+    weights = (None if (w_syn == 1.0).all()
+               else np.concatenate([np.ones(len(split.train)), w_syn]))
     return Augmented(out, weights=weights, tokens=tokens)
 
 

@@ -34,6 +34,7 @@ from synthloop.graphs.context import (
     LEAKAGE,
     SCHEMA,
     SYNTHETIC,
+    TEACHER,
     TRAIN,
     VALIDATION,
     LoopContext,
@@ -443,6 +444,23 @@ def label_critic(ctx: LoopContext):
     return critic
 
 
+def teacher(ctx: LoopContext):
+    """The run's teacher (curation.teacher), fitted on the real training rows at first use;
+    None when it is off."""
+    kinds = list(ctx.spec.curation.teacher)
+    if not kinds:
+        return None
+    if ctx.store.exists(TEACHER):
+        fitted = ctx.store.read_model(TEACHER)
+        if fitted.kinds == kinds:
+            return fitted
+    from synthloop.tools.teacher import Teacher
+
+    fitted = Teacher(kinds, ctx.spec.seed).fit(ctx.frame(TRAIN), ctx.schema, ctx.registry)
+    ctx.store.write_model(TEACHER, fitted)
+    return fitted
+
+
 def curate_node(state: LoopState, ctx: LoopContext) -> dict:
     k = state["iteration"]
     info = dict(state["batch"])
@@ -504,6 +522,9 @@ def blend(state: LoopState, ctx: LoopContext) -> dict:
     cand, noise_counts = apply_noise(ctx, cur.loc[keep].reset_index(drop=True),
                                      ctx.spec.seed + k)  # generator.noise.kind
     cand["_sl_weight"] = ctx.spec.blend.synthetic_weight
+    labeller = teacher(ctx)
+    if labeller is not None:
+        cand = labeller.label(cand, schema)
     info["candidate"] = ctx.store.write_frame(batch_path(k, "candidate"), cand)
     info["checks"] = {**info["checks"], "over_cap": int((~keep).sum()), **noise_counts}
     if cand.empty and not info.get("blocked"):
@@ -611,6 +632,17 @@ def report(state: LoopState, ctx: LoopContext) -> dict:
     syn = ctx.synthetic(kept)
     if syn is None:
         syn = pd.DataFrame()
+    final_teacher = None
+    if len(syn) and teacher(ctx) is not None:
+        # the rows delivered carry the labels of a teacher that saw every real row the run may
+        # learn from (training and validation); the decisions above used the training-split
+        # teacher's, so the validation split judged them fairly. The holdout stays unseen.
+        from synthloop.tools.teacher import Teacher
+
+        seen = pd.concat([ctx.frame(TRAIN), ctx.frame(VALIDATION)], ignore_index=True)
+        final_teacher = Teacher(list(spec.curation.teacher), spec.seed).fit(
+            seen, schema, ctx.registry)
+        syn = final_teacher.label(syn, schema)
     ctx.store.write_frame(SYNTHETIC, syn)
     ctx.store.write_model("models/final.joblib", final)
     usage_by_node: dict[str, dict] = {}
@@ -656,6 +688,10 @@ def report(state: LoopState, ctx: LoopContext) -> dict:
         "split": {"train": state["n_train"], "validation": state["n_validation"],
                   "holdout": state["n_holdout"]},
     }
+    if spec.curation.teacher:
+        summary["teacher"] = {"kinds": list(spec.curation.teacher),
+                              "rows_in_loop": state["n_train"],
+                              "rows_final": final_teacher.n_rows if final_teacher else None}
     if spec.is_text:
         from synthloop.graphs.text_nodes import text_summary
 

@@ -47,13 +47,13 @@ FORKABLE_KEYS += tuple(f"text.{k}" for k in TextSpec.model_fields if k != "featu
 PREPARED = ("schema.json", "data/real_train.parquet", "data/real_validation.parquet",
             "data/real_holdout.parquet", "data/leakage_index.joblib", "data/real_texts.joblib",
             "data/consistency_model.joblib", "data/consistency.json",
-            "data/label_critic.joblib", "data/label_critic.json")
+            "data/label_critic.joblib", "data/label_critic.json", "data/teacher.joblib")
 PREPARED_DIRS = ("chroma", "embeddings")
 SYNTHETIC = "data/synthetic.parquet"
 
 
 # keys of a forkable section a fork still cannot change: the parent's scores were made with them
-UNFORKABLE_KEYS = ("blend.accept_on", "blend.accept_folds")
+UNFORKABLE_KEYS = ("blend.accept_on", "blend.accept_folds", "curation.teacher")
 
 
 def check_fork_overrides(overrides: dict[str, Any]) -> None:

@@ -246,6 +246,25 @@ class CurationSpec(_Section):
         "estimate is itself noisy).",
     )
 
+    teacher: list[str] = Field(
+        default_factory=list,
+        description="Model kinds (e.g. [logistic_regression, random_forest]) whose mean "
+        "probability, fitted on the real training rows, labels each kept synthetic row softly: "
+        "the row counts once per class, weighted by that probability, wherever a model is "
+        "fitted; the generator's label stays in the row for inspection. At the end of the run "
+        "the teacher is fitted again on the training and validation rows and relabels "
+        "data/synthetic.parquet. For a generator that writes plausible rows but does not know "
+        "their label. Table loops only. Empty: off (the generator's labels are used).",
+    )
+
+    @field_validator("teacher")
+    @classmethod
+    def _known_teachers(cls, v: list[str]) -> list[str]:
+        for kind in v:
+            if "." not in kind:
+                _component("model", kind)
+        return v
+
     @field_validator("label_critic", mode="before")
     @classmethod
     def _class_names_are_text(cls, v):
@@ -490,6 +509,13 @@ class LoopSpec(_Section):
             raise ValueError("curation.label_critic reads table rows; a text loop (data."
                              "text_column is set) checks labels with its own judge: remove "
                              "curation.label_critic")
+        return self
+
+    @model_validator(mode="after")
+    def _teacher_is_tabular(self) -> LoopSpec:
+        if self.data.text_column is not None and self.curation.teacher:
+            raise ValueError("curation.teacher labels table rows; a text loop (data.text_column "
+                             "is set) uses its generator's labels: remove curation.teacher")
         return self
 
     @property

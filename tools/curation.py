@@ -126,9 +126,13 @@ def blend_cap(batch: pd.DataFrame, confidence: np.ndarray, schema: TableSchema,
 
 def training_frame(real: pd.DataFrame, synthetic: pd.DataFrame | None, schema: TableSchema,
                    weight: float) -> tuple[pd.DataFrame, np.ndarray]:
+    """Real rows at weight 1 and synthetic rows at ``weight``; a synthetic row a teacher
+    labelled (``curation.teacher``) counts once per class, weighted by its probability."""
+    from synthloop.tools.teacher import expand_soft
+
     cols = [c.name for c in schema.columns] + [schema.target]
     if synthetic is None or synthetic.empty:
         return real[cols], np.ones(len(real))
-    both = pd.concat([real[cols], synthetic[cols]], ignore_index=True)
-    w = np.concatenate([np.ones(len(real)), np.full(len(synthetic), weight)])
-    return both, w
+    syn, w_syn = expand_soft(synthetic, schema, weight)
+    both = pd.concat([real[cols], syn[cols]], ignore_index=True)
+    return both, np.concatenate([np.ones(len(real)), w_syn])

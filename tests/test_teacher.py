@@ -1,0 +1,141 @@
+"""curation.teacher: synthetic rows labelled softly by models fitted on real rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synthloop.data import infer_schema
+from synthloop.errors import SpecError
+from synthloop.tools.curation import training_frame
+from synthloop.tools.teacher import PREFIX, Teacher, expand_soft
+from tests.fakes import loop_script, rows_from_frame_reply, scripted
+from tests.support import make_spec, run
+
+KINDS = ["logistic_regression", "random_forest"]
+
+
+@pytest.fixture
+def schema(cancer_df, spec_dict):
+    return infer_schema(cancer_df, make_spec(spec_dict))
+
+
+class TestExpandSoft:
+    def test_a_labelled_row_counts_once_per_class_at_its_probability(self, schema, cancer_df):
+        rows = cancer_df.head(3).assign(**{f"{PREFIX}benign": [0.9, 0.2, 1.0],
+                                           f"{PREFIX}malignant": [0.1, 0.8, 0.0]})
+
+        out, w = expand_soft(rows, schema, weight=0.5)
+
+        # rows 0 and 1 twice (once per class), row 2 once: its other class is under MIN_WEIGHT
+        assert len(out) == len(w) == 5
+        by_class = {(lab, round(wt, 6)) for lab, wt in zip(out[schema.target], w)}
+        assert by_class == {("benign", 0.45), ("benign", 0.1), ("benign", 0.5),
+                            ("malignant", 0.05), ("malignant", 0.4)}
+        assert np.isclose(w.sum(), 0.5 * 3)  # each row's weight is shared, not multiplied
+
+    def test_rows_without_teacher_probabilities_keep_their_label(self, schema, cancer_df):
+        plain = cancer_df.head(4)
+        out, w = expand_soft(plain, schema, weight=2.0)
+        assert out.equals(plain) and w.tolist() == [2.0] * 4
+        # a reviewer's row beside labelled ones: NaN probabilities, its own label at `weight`
+        mixed = pd.concat([cancer_df.head(1).assign(**{f"{PREFIX}benign": 0.3,
+                                                       f"{PREFIX}malignant": 0.7}),
+                           cancer_df.iloc[[5]]], ignore_index=True)
+        out, w = expand_soft(mixed, schema, weight=1.0)
+        assert len(out) == 3 and np.isclose(w.sum(), 2.0)
+        assert out.iloc[0][schema.target] == cancer_df.iloc[5][schema.target] and w[0] == 1.0
+
+    def test_training_frame_expands_synthetic_rows_only(self, schema, cancer_df):
+        real = cancer_df.head(10)
+        syn = cancer_df.iloc[10:12].assign(**{f"{PREFIX}benign": [0.5, 0.25],
+                                               f"{PREFIX}malignant": [0.5, 0.75]})
+
+        X, w = training_frame(real, syn, schema, 1.0)
+
+        assert len(X) == 14 and w[:10].tolist() == [1.0] * 10
+        assert sorted(w[10:].tolist()) == [0.25, 0.5, 0.5, 0.75]
+        assert not any(str(c).startswith(PREFIX) for c in X.columns)
+
+
+class TestTeacher:
+    def test_probabilities_are_the_mean_of_its_models(self, schema, cancer_df):
+        teacher = Teacher(KINDS, seed=0).fit(cancer_df, schema)
+        frame = cancer_df.sample(20, random_state=1)
+
+        labelled = teacher.label(frame, schema)
+
+        p = np.mean([m.predict_proba(frame) for m in teacher.models_], axis=0)
+        cols = [f"{PREFIX}{c}" for c in schema.classes]
+        assert np.allclose(labelled[cols].to_numpy(), p, atol=1e-6)
+        assert np.allclose(labelled[cols].sum(axis=1), 1.0, atol=1e-5)
+        assert teacher.n_rows == len(cancer_df)
+        # it knows the label: right on most training rows
+        y = frame[schema.target].to_numpy()
+        assert (np.array(schema.classes)[p.argmax(axis=1)] == y).mean() > 0.9
+
+
+class TestTeacherInTheLoop:
+    def test_rows_with_the_wrong_label_are_relabelled_and_the_delivered_rows_use_every_seen_row(
+            self, spec_dict, cancer_df, tmp_path):
+        # every row copied from a malignant tumour, whatever class was asked for
+        malignant = cancer_df[cancer_df.diagnosis == "malignant"]
+        spec = make_spec(spec_dict, curation={"teacher": KINDS, "confidence_percentile": 0},
+                         budget={"max_iterations": 2})
+
+        summary = run(spec, tmp_path, scripted(loop_script(
+            generate=rows_from_frame_reply(malignant))), run_id="taught")
+
+        folder = tmp_path / "taught"
+        summary_seed = spec.seed
+        cand = pd.read_parquet(folder / "data" / "batches" / "iter_001_candidate.parquet")
+        assert len(cand) and (cand["diagnosis"] == "benign").any()  # the generator's labels
+        # the training-split teacher calls the copies malignant, whatever they were written as
+        assert (cand[f"{PREFIX}malignant"] > 0.5).mean() > 0.7
+        in_loop = Teacher(KINDS, summary_seed).fit(pd.read_parquet(folder / "data" / "real_train.parquet"),
+                                        _schema(folder))
+        assert np.allclose(cand[f"{PREFIX}malignant"],
+                           in_loop.proba(cand)[:, _schema(folder).classes.index("malignant")],
+                           atol=1e-6)
+        assert summary["teacher"] == {"kinds": KINDS, "rows_in_loop": summary["split"]["train"],
+                                      "rows_final": summary["split"]["train"]
+                                      + summary["split"]["validation"]}
+        assert summary["synthetic_rows"] > 0  # the delivered rows: the teacher of train + validation
+        syn = pd.read_parquet(folder / "data" / "synthetic.parquet")
+        seen = pd.concat([pd.read_parquet(folder / "data" / f"real_{p}.parquet")
+                          for p in ("train", "validation")], ignore_index=True)
+        final = Teacher(KINDS, summary_seed).fit(seen, _schema(folder))
+        assert np.allclose(syn[f"{PREFIX}malignant"],
+                           final.proba(syn)[:, _schema(folder).classes.index("malignant")],
+                           atol=1e-6)
+
+    def test_off_by_default(self, spec_dict, tmp_path):
+        summary = run(make_spec(spec_dict, budget={"max_iterations": 1}), tmp_path, scripted(),
+                      run_id="plain")
+        cand = pd.read_parquet(tmp_path / "plain" / "data" / "batches"
+                               / "iter_001_candidate.parquet")
+        assert not any(str(c).startswith(PREFIX) for c in cand.columns)
+        assert "teacher" not in summary
+
+
+def _schema(folder: Path):
+    from synthloop.data import TableSchema
+
+    return TableSchema.model_validate(json.loads((folder / "schema.json").read_text()))
+
+
+class TestTeacherSpec:
+    def test_an_unknown_model_is_one_line_naming_the_known_ones(self, spec_dict):
+        with pytest.raises(SpecError) as err:
+            make_spec(spec_dict, curation={"teacher": ["logistic_regresion"]})
+        assert "logistic_regresion" in str(err.value) and "logistic_regression" in str(err.value)
+        assert "\n" not in str(err.value).strip()
+
+    def test_a_text_loop_refuses_it(self, spec_dict):
+        with pytest.raises(SpecError, match="curation.teacher labels table rows"):
+            make_spec(spec_dict, data={**spec_dict["data"], "text_column": "text"},
+                      curation={"teacher": KINDS})
