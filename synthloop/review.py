@@ -25,6 +25,7 @@ from synthloop.graphs.context import LEAKAGE, SCHEMA
 from synthloop.runner import default_cache_dir, execute, open_graph, pending_interrupt
 from synthloop.spec import LoopSpec, load_spec
 from synthloop.store import SPEC_FILE, SUMMARY_FILE, RunStore
+from synthloop.tools.teacher import PREFIX as TEACHER_PREFIX
 
 ACTIONS = ("approve", "reject", "edit")
 REVIEWED = "data/batches/iter_{k:03d}_reviewed.parquet"
@@ -175,6 +176,10 @@ def _with_provenance(edited: pd.DataFrame, ids: pd.Series, original: pd.DataFram
         if rid is not None:
             meta = by_id.loc[str(rid)].to_dict()
             meta["_sl_row_id"] = str(rid)
+            if not _same(pd.Series(values)[needed], by_id.loc[str(rid), needed]):
+                # a row the reviewer changed carries a person's label: a teacher's
+                # probabilities (curation.teacher), made for the row as it was, no longer hold
+                meta.update({c: None for c in prov if c.startswith(TEACHER_PREFIX)})
         else:
             meta = {c: None for c in prov}
             meta.update({

@@ -139,3 +139,46 @@ class TestTeacherSpec:
         with pytest.raises(SpecError, match="curation.teacher labels table rows"):
             make_spec(spec_dict, data={**spec_dict["data"], "text_column": "text"},
                       curation={"teacher": KINDS})
+
+
+class TestTeacherAndReview:
+    def test_a_row_the_reviewer_changed_or_added_keeps_the_persons_label(
+            self, cancer_df, tmp_path, monkeypatch):
+        from synthloop.errors import ReviewPending
+        from synthloop.review import candidate_rows, export_rows, review_run
+        from synthloop.runner import run_loop
+        from tests.plugin_support import fast_report
+        from tests.support import FEATURES, base_spec
+
+        fast_report(monkeypatch)
+        cancer_df.to_csv(tmp_path / "cancer.csv", index=False)
+        spec = make_spec(base_spec(tmp_path / "cancer.csv", blend={"max_validation_drop": 1.0},
+                                   review={"mode": "batch"},
+                                   curation={"teacher": KINDS, "consistency_quantile": 0}),
+                         budget={"max_iterations": 1})
+        model = scripted()
+        with pytest.raises(ReviewPending) as info:
+            run_loop(spec, tmp_path / "runs", chat_model=model, run_id="t", cache_dir=None)
+        cols = [c.replace(" ", "_") for c in FEATURES] + ["diagnosis"]
+        rows = candidate_rows("t", tmp_path / "runs", info.value.pending)
+        assert rows[f"{PREFIX}malignant"].notna().all()
+        df = pd.read_csv(export_rows(rows, cols, tmp_path / "batch.csv"))
+        first = df["_sl_row_id"].iloc[0]
+        df.loc[0, "diagnosis"] = "benign" if df.loc[0, "diagnosis"] == "malignant" else "malignant"
+        new = df.iloc[[1]].assign(_sl_row_id=None, mean_texture=27.3)
+        pd.concat([df, new], ignore_index=True).to_csv(tmp_path / "edited.csv", index=False)
+
+        review_run("t", tmp_path / "runs", action="edit", edit=tmp_path / "edited.csv",
+                   chat_model=model, cache_dir=None)
+
+        syn = pd.read_parquet(tmp_path / "runs" / "t" / "data" / "synthetic.parquet")
+        person = (syn["_sl_row_id"] == first) | (syn["_sl_generator"] == "human:review")
+        assert person.sum() == 2
+        # the changed and the added row: no teacher probabilities, so their own label counts,
+        # even after the final teacher relabelled the rest
+        assert syn.loc[person, f"{PREFIX}malignant"].isna().all()
+        assert syn.loc[~person, f"{PREFIX}malignant"].notna().all()
+        out, w = expand_soft(syn, _schema(tmp_path / "runs" / "t"), 1.0)
+        once = out[out["_sl_row_id"] == first]
+        assert len(once) == 1 and once["diagnosis"].item() == df.loc[0, "diagnosis"]
+        assert np.isclose(w.sum(), len(syn))  # the others shared out over the classes

@@ -53,12 +53,18 @@ class Teacher:
         return np.mean([m.predict_proba(frame) for m in self.models_], axis=0)
 
     def label(self, frame: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
-        """``frame`` with the teacher's probability of each class in its soft columns."""
+        """``frame`` with the teacher's probability of each class in its soft columns. A row
+        that already has soft columns left empty (a reviewer's row: a person's label) keeps
+        them empty."""
+        cols = soft_columns(schema)
+        hard = (frame[cols].isna().any(axis=1).to_numpy() if all(c in frame for c in cols)
+                else np.zeros(len(frame), bool))
         out = frame.drop(columns=[c for c in frame.columns if str(c).startswith(PREFIX)])
         if not len(out):
-            return out.assign(**{c: pd.Series(dtype=float) for c in soft_columns(schema)})
-        p = self.proba(out)
-        return out.assign(**{c: np.round(p[:, j], 6) for j, c in enumerate(soft_columns(schema))})
+            return out.assign(**{c: pd.Series(dtype=float) for c in cols})
+        p = np.round(self.proba(out), 6)
+        p[hard] = np.nan
+        return out.assign(**{c: p[:, j] for j, c in enumerate(cols)})
 
 
 def expand_soft(synthetic: pd.DataFrame, schema: TableSchema,
