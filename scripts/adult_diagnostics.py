@@ -4,6 +4,7 @@
     .venv/bin/python scripts/adult_diagnostics.py ../shared/bench-data BENCH_OUT/runs
     .venv/bin/python scripts/adult_diagnostics.py ../shared/bench-data --llm-labeller 200
     .venv/bin/python scripts/adult_diagnostics.py ../shared/bench-data BENCH_OUT/runs --embedding-critic
+    .venv/bin/python scripts/adult_diagnostics.py ../shared/bench-data BENCH_OUT/runs --teacher
 
 BENCH_OUT is the --out folder of a finished `synthloop bench adult-lowdata --variants n=20
 --methods synthloop` (or open_loop); pass --n 50 for a `--variants n=50` run. For each run
@@ -313,6 +314,83 @@ def embedding_critic(data_dir: str, runs_dir: str, n: int = 20) -> None:
     print(seeds.drop(columns=["seed"]).mean().round(2).to_string())
 
 
+TEACHERS = {"logistic regression": ("logistic_regression",),
+            "forest + logistic regression": ("random_forest", "logistic_regression"),
+            "all three models": ("lightgbm", "random_forest", "logistic_regression")}
+
+
+def teacher_proba(suite, seed: int, fitted_on: pd.DataFrame, kinds, frame: pd.DataFrame):
+    """The mean probability of the positive class of the suite's ``kinds``, fitted on
+    ``fitted_on``, for the rows of ``frame``."""
+    target = suite.target
+    feats, _ = _featurize(fitted_on, target)
+    out = []
+    for kind in kinds:
+        pre = _featurize(fitted_on, target)[1]
+        pipe = Pipeline([("pre", pre), ("model", suite.models[kind](seed))]).fit(
+            fitted_on[feats], fitted_on[target].astype(str).str.strip())
+        out.append(pipe.predict_proba(frame[feats])[:, list(pipe.classes_).index(suite.positive)])
+    return np.mean(out, axis=0)
+
+
+def teacher(data_dir: str, runs_dir: str, n: int = 20) -> None:
+    """Labels from a teacher instead of the generator (curation.teacher): the pool's rows,
+    labelled softly by the mean probability of some of the suite's models fitted on real rows
+    (each row once per class, weighted by that probability), added to the real rows; against
+    the generator's labels, and against other inputs (a Gaussian copula's rows, SMOTE's, copies
+    of the pool's exemplars) given the same teacher's labels."""
+    from synthloop.evals.bench import m_gaussian_copula, m_smote
+
+    suite = adult_suite(Path(data_dir), sizes=(n,))
+    target, pos = suite.target, suite.positive
+    rows, skipped = [], []
+    for run, _, seed, split, batches in seed_runs(suite, runs_dir, skipped):
+        real = split.train
+        cols = list(real.columns)
+        neg = next(c for c in real[target].astype(str).str.strip().unique() if c != pos)
+        written = pd.concat(batches.values(), ignore_index=True)  # with its lineage columns
+        pool = written[cols]
+        loop_train = pd.read_parquet(run / "data" / "real_train.parquet")[cols]
+        auc = suite_auc(suite, seed, split, real)[1]
+
+        def proba(fitted_on, kinds, frame, seed=seed):
+            return teacher_proba(suite, seed, fitted_on, kinds, frame)
+
+        def soft(frame, p, real=real, neg=neg, auc=auc):
+            both = pd.concat([real, frame.assign(**{target: pos}),
+                              frame.assign(**{target: neg})], ignore_index=True)
+            return auc(both, np.r_[np.ones(len(real)), p, 1 - p])
+
+        base = auc(real)
+        row = {"seed": seed, "pool rows": len(pool),
+               "pool, generator's labels": auc(pd.concat([real, pool], ignore_index=True)) - base}
+        for name, kinds in TEACHERS.items():
+            row[f"pool, {name}"] = soft(pool, proba(real, kinds, pool)) - base
+        kinds = TEACHERS["forest + logistic regression"]
+        row["pool, forest + LR fitted on the loop's training rows only"] = soft(
+            pool, proba(loop_train, kinds, pool)) - base
+        copula = m_gaussian_copula(suite, split, len(pool), {}).train.iloc[len(real):][cols]
+        smote = m_smote(suite, split, len(pool), {}).train.iloc[len(real):][cols]
+        copies = exemplar_copies(written, loop_train, target, np.random.default_rng(seed))[cols]
+        for name, frame in (("copula rows", copula), ("SMOTE rows", smote),
+                            ("exemplar copies", copies)):
+            row[f"{name}, forest + LR"] = soft(frame, proba(real, kinds, frame)) - base
+        rows.append(row)
+        print(f"seed {seed}: done", file=sys.stderr, flush=True)
+    table = pd.DataFrame(rows)
+    pd.set_option("display.width", 250)
+    print(f"n={n}: gain in test AUC ×100 (mean of the suite's three models) over the real rows "
+          "alone; teachers fitted on the real rows unless said")
+    print(table.round(2).to_string(index=False))
+    for line in skipped:
+        print(line)
+    print("\nMean ± standard error over seeds (seeds with a gain):")
+    for col in table.columns[2:]:
+        g = table[col]
+        print(f"  {col}: {g.mean():+.2f} ± {g.std(ddof=1) / np.sqrt(len(g)):.2f} "
+              f"({int((g > 0.005).sum())} of {len(g)})")
+
+
 def describe(row: pd.Series) -> str:
     return (f"age {row['age']}, {row['workclass']}, education {row['education']}, "
             f"{row['marital-status']}, occupation {row['occupation']}, {row['relationship']}, "
@@ -368,13 +446,15 @@ if __name__ == "__main__":
     parser.add_argument("--llm-labeller", type=int, metavar="N")
     parser.add_argument("--embedding-critic", action="store_true",
                         help="only the embedding critic, on RUNS_DIR's pools")
+    parser.add_argument("--teacher", action="store_true",
+                        help="only teacher labels (curation.teacher), on RUNS_DIR's pools")
     args = parser.parse_args()
     if not args.runs_dir and not args.llm_labeller:
         parser.error("pass RUNS_DIR (a bench --out folder's runs/) or --llm-labeller N")
-    if args.embedding_critic and not args.runs_dir:
-        parser.error("--embedding-critic reads the pools of RUNS_DIR: pass it")
+    if (args.embedding_critic or args.teacher) and not args.runs_dir:
+        parser.error("--embedding-critic and --teacher read the pools of RUNS_DIR: pass it")
     if args.runs_dir:
-        (embedding_critic if args.embedding_critic else main)(args.data_dir, args.runs_dir,
-                                                              args.n)
+        job = embedding_critic if args.embedding_critic else teacher if args.teacher else main
+        job(args.data_dir, args.runs_dir, args.n)
     if args.llm_labeller:
         llm_labeller(args.data_dir, args.llm_labeller)
