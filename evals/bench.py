@@ -371,8 +371,11 @@ def m_provided(suite: Suite, split: BenchSplit, n: int, ctx: dict) -> Augmented:
 
 
 def _loop(suite: Suite, split: BenchSplit, n: int, ctx: dict, feedback: bool) -> Augmented:
+    from synthloop.data import TableSchema
     from synthloop.runner import run_loop
     from synthloop.spec import validate_spec
+    from synthloop.tools.teacher import PREFIX as TEACHER_PREFIX
+    from synthloop.tools.teacher import expand_soft
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "train.csv"
@@ -398,19 +401,17 @@ def _loop(suite: Suite, split: BenchSplit, n: int, ctx: dict, feedback: bool) ->
         runs_dir = Path(ctx.get("runs_dir", Path(tmp) / "runs"))
         summary = run_loop(spec, runs_dir)
         syn = pd.read_parquet(runs_dir / summary["run_id"] / "data" / "synthetic.parquet")
+        # the models are scored on the rows the loop delivers: synthetic rows at
+        # blend.synthetic_weight, once per class at the teacher's probability when
+        # curation.teacher labelled them (inside the block: the run may sit in `tmp`)
+        w_syn = np.full(len(syn), spec.blend.synthetic_weight)
+        if any(str(c).startswith(TEACHER_PREFIX) for c in syn.columns):
+            schema = TableSchema.model_validate_json(
+                (runs_dir / summary["run_id"] / "schema.json").read_text())
+            syn, w_syn = expand_soft(syn, schema, spec.blend.synthetic_weight)
     tokens = int(summary["total_tokens"])
     if not len(syn):
         return Augmented(split.train, tokens=tokens)
-    # the models are scored as the loop trained them: synthetic rows at blend.synthetic_weight,
-    # once per class at the teacher's probability when curation.teacher labelled them
-    from synthloop.data import TableSchema
-    from synthloop.tools.teacher import PREFIX, expand_soft
-
-    w_syn = np.full(len(syn), spec.blend.synthetic_weight)
-    if any(str(c).startswith(PREFIX) for c in syn.columns):
-        schema = TableSchema.model_validate_json(
-            (runs_dir / summary["run_id"] / "schema.json").read_text())
-        syn, w_syn = expand_soft(syn, schema, spec.blend.synthetic_weight)
     out = pd.concat([split.train, syn[list(split.train.columns)]], ignore_index=True)
     weights = (None if (w_syn == 1.0).all()
                else np.concatenate([np.ones(len(split.train)), w_syn]))

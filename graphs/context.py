@@ -27,6 +27,7 @@ LEAKAGE = "data/leakage_index.joblib"
 CONSISTENCY = "data/consistency_model.joblib"
 LABEL_CRITIC = "data/label_critic.joblib"
 TEACHER = "data/teacher.joblib"
+TEACHER_FINAL = "data/teacher_final.joblib"
 SYNTHETIC = "data/synthetic.parquet"
 # the text loop
 REAL_TEXTS = "data/real_texts.joblib"  # real texts and embeddings for the grounding gate

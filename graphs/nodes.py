@@ -35,6 +35,7 @@ from synthloop.graphs.context import (
     SCHEMA,
     SYNTHETIC,
     TEACHER,
+    TEACHER_FINAL,
     TRAIN,
     VALIDATION,
     LoopContext,
@@ -642,6 +643,7 @@ def report(state: LoopState, ctx: LoopContext) -> dict:
         seen = pd.concat([ctx.frame(TRAIN), ctx.frame(VALIDATION)], ignore_index=True)
         final_teacher = Teacher(list(spec.curation.teacher), spec.seed).fit(
             seen, schema, ctx.registry)
+        ctx.store.write_model(TEACHER_FINAL, final_teacher)
         syn = final_teacher.label(syn, schema)
     ctx.store.write_frame(SYNTHETIC, syn)
     ctx.store.write_model("models/final.joblib", final)
@@ -689,6 +691,9 @@ def report(state: LoopState, ctx: LoopContext) -> dict:
                   "holdout": state["n_holdout"]},
     }
     if spec.curation.teacher:
+        # the models, scores and lifts above were made with the training-split teacher's
+        # labels (data/teacher.joblib); data/synthetic.parquet carries the final teacher's
+        # (data/teacher_final.joblib)
         summary["teacher"] = {"kinds": list(spec.curation.teacher),
                               "rows_in_loop": state["n_train"],
                               "rows_final": final_teacher.n_rows if final_teacher else None}

@@ -21,7 +21,7 @@ from langgraph.types import Command
 
 from synthloop.data import conform, read_file
 from synthloop.errors import DataError, ReviewError
-from synthloop.graphs.context import LEAKAGE, SCHEMA
+from synthloop.graphs.context import LEAKAGE, SCHEMA, TEACHER
 from synthloop.runner import default_cache_dir, execute, open_graph, pending_interrupt
 from synthloop.spec import LoopSpec, load_spec
 from synthloop.store import SPEC_FILE, SUMMARY_FILE, RunStore
@@ -136,6 +136,10 @@ def apply_edit(store: RunStore, spec: LoopSpec, pending: dict, path: Path) -> di
     ctx = LoopContext(spec=spec, store=store, client=None)
     _check_rows(rows, ctx, schema, store, pending, where, again)
     rows = conform(rows, schema)[original.columns.union(rows.columns, sort=False)]
+    if spec.curation.teacher and store.exists(TEACHER):
+        # rows whose cells the reviewer changed are labelled again for what they now say;
+        # a changed label or a new row stays the reviewer's (Teacher.label leaves it empty)
+        rows = store.read_model(TEACHER).label(rows, schema)
     rel = REVIEWED.format(k=k)
     store.write_frame(rel, rows)
     before = original.set_index("_sl_row_id")
@@ -176,9 +180,10 @@ def _with_provenance(edited: pd.DataFrame, ids: pd.Series, original: pd.DataFram
         if rid is not None:
             meta = by_id.loc[str(rid)].to_dict()
             meta["_sl_row_id"] = str(rid)
-            if not _same(pd.Series(values)[needed], by_id.loc[str(rid), needed]):
-                # a row the reviewer changed carries a person's label: a teacher's
-                # probabilities (curation.teacher), made for the row as it was, no longer hold
+            if not _same(pd.Series(values)[[schema.target]],
+                         by_id.loc[str(rid), [schema.target]]):
+                # a label the reviewer changed is a person's label: the teacher's
+                # probabilities (curation.teacher) no longer count for that row
                 meta.update({c: None for c in prov if c.startswith(TEACHER_PREFIX)})
         else:
             meta = {c: None for c in prov}
@@ -196,6 +201,9 @@ def _with_provenance(edited: pd.DataFrame, ids: pd.Series, original: pd.DataFram
         out.append({**values, **{c: meta.get(c) for c in prov if c != "_sl_row_id"},
                     "_sl_row_id": meta["_sl_row_id"]})
     frame = pd.DataFrame(out)
+    for c in frame.columns:
+        if str(c).startswith(TEACHER_PREFIX):
+            frame[c] = frame[c].astype(float)
     return frame[[c for c in original.columns if c in frame.columns] +
                  [c for c in frame.columns if c not in original.columns]]
 

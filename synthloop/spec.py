@@ -516,6 +516,11 @@ class LoopSpec(_Section):
         if self.data.text_column is not None and self.curation.teacher:
             raise ValueError("curation.teacher labels table rows; a text loop (data.text_column "
                              "is set) uses its generator's labels: remove curation.teacher")
+        if self.curation.teacher and self.blend.accept_on == "cross_validation":
+            raise ValueError("curation.teacher is fitted on every real training row, so with "
+                             "blend.accept_on: cross_validation each held-out row would be "
+                             "scored by a model taught its own label: use accept_on: "
+                             "validation with the teacher, or remove curation.teacher")
         return self
 
     @property

@@ -234,6 +234,36 @@ class TestLoopMethodsAreScoredAsTheLoopTrained:
         assert len(aug.train) == len(split.train) + 5 and aug.weights is None
         assert list(aug.train.columns) == list(split.train.columns)
 
+    def test_rows_a_teacher_labelled_count_once_per_class_even_without_a_runs_dir(
+            self, monkeypatch):
+        import synthloop.runner as runner
+        from synthloop.evals import bench
+
+        suite = _toy_suite()
+        split = next(suite.splits([0]))
+
+        def fake_run_loop(spec, runs_dir, **kw):  # two rows a teacher labelled (yes 0.8, 0.3)
+            folder = Path(runs_dir) / "r"
+            (folder / "data").mkdir(parents=True)
+            syn = split.train.head(2).assign(**{"_sl_teacher:no": [0.2, 0.7],
+                                                "_sl_teacher:yes": [0.8, 0.3]})
+            syn.to_parquet(folder / "data" / "synthetic.parquet")
+            (folder / "schema.json").write_text(json.dumps({
+                "target": "label", "classes": ["no", "yes"], "positive_class": "yes",
+                "columns": [{"name": f"x{i}", "type": "float"} for i in range(5)]}))
+            return {"run_id": "r", "total_tokens": 3}
+
+        monkeypatch.setattr(runner, "run_loop", fake_run_loop)
+        # no runs_dir: the run sits in a temporary folder, gone once the loop returns
+        aug = bench.m_synthloop(suite, split, 40, {"loop_overrides": {
+            "blend.synthetic_weight": 0.5}})
+
+        n = len(split.train)
+        assert len(aug.train) == n + 4
+        extra = aug.train.iloc[n:].assign(w=aug.weights[n:])
+        assert sorted(zip(extra["label"], extra["w"].round(6))) == [
+            ("no", 0.1), ("no", 0.35), ("yes", 0.15), ("yes", 0.4)]
+
     def test_a_loop_that_kept_nothing_scores_the_real_rows_and_counts_its_tokens(
             self, tmp_path, monkeypatch):
         split, aug = self._augment(tmp_path, monkeypatch, {"blend.synthetic_weight": 0.25},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -37,6 +38,21 @@ class TestExpandSoft:
         assert by_class == {("benign", 0.45), ("benign", 0.1), ("benign", 0.5),
                             ("malignant", 0.05), ("malignant", 0.4)}
         assert np.isclose(w.sum(), 0.5 * 3)  # each row's weight is shared, not multiplied
+
+    def test_three_classes(self):
+        from synthloop.data import ColumnSchema, TableSchema
+
+        schema = TableSchema(target="y", classes=["a", "b", "c"], positive_class="a",
+                             columns=[ColumnSchema(name="x", type="float")])
+        rows = pd.DataFrame({"x": [1.0, 2.0], "y": ["a", "c"],
+                             f"{PREFIX}a": [0.5, 0.0], f"{PREFIX}b": [0.3, 0.1],
+                             f"{PREFIX}c": [0.2, 0.9]})
+
+        out, w = expand_soft(rows, schema, weight=1.0)
+
+        got = sorted(zip(out["x"], out["y"], np.round(w, 6)))
+        assert got == [(1.0, "a", 0.5), (1.0, "b", 0.3), (1.0, "c", 0.2),
+                       (2.0, "b", 0.1), (2.0, "c", 0.9)]
 
     def test_rows_without_teacher_probabilities_keep_their_label(self, schema, cancer_df):
         plain = cancer_df.head(4)
@@ -109,6 +125,8 @@ class TestTeacherInTheLoop:
         seen = pd.concat([pd.read_parquet(folder / "data" / f"real_{p}.parquet")
                           for p in ("train", "validation")], ignore_index=True)
         final = Teacher(KINDS, summary_seed).fit(seen, _schema(folder))
+        saved = joblib.load(folder / "data" / "teacher_final.joblib")
+        assert saved.n_rows == len(seen) and np.allclose(saved.proba(syn), final.proba(syn))
         assert np.allclose(syn[f"{PREFIX}malignant"],
                            final.proba(syn)[:, _schema(folder).classes.index("malignant")],
                            atol=1e-6)
@@ -134,6 +152,12 @@ class TestTeacherSpec:
             make_spec(spec_dict, curation={"teacher": ["logistic_regresion"]})
         assert "logistic_regresion" in str(err.value) and "logistic_regression" in str(err.value)
         assert "\n" not in str(err.value).strip()
+
+    def test_cross_validated_acceptance_refuses_it(self, spec_dict):
+        # each held-out row would be scored by a model taught its own label by the teacher
+        with pytest.raises(SpecError, match="accept_on: validation with the teacher"):
+            make_spec(spec_dict, blend={"accept_on": "cross_validation"},
+                      curation={"teacher": KINDS})
 
     def test_a_text_loop_refuses_it(self, spec_dict):
         with pytest.raises(SpecError, match="curation.teacher labels table rows"):
@@ -165,6 +189,9 @@ class TestTeacherAndReview:
         df = pd.read_csv(export_rows(rows, cols, tmp_path / "batch.csv"))
         first = df["_sl_row_id"].iloc[0]
         df.loc[0, "diagnosis"] = "benign" if df.loc[0, "diagnosis"] == "malignant" else "malignant"
+        # row 2: a cell changed, its label not: the teacher labels it again, as it now reads
+        moved = df["_sl_row_id"].iloc[2]
+        df.loc[2, "worst_radius"] = 30.0  # far into malignant tumours
         new = df.iloc[[1]].assign(_sl_row_id=None, mean_texture=27.3)
         pd.concat([df, new], ignore_index=True).to_csv(tmp_path / "edited.csv", index=False)
 
@@ -178,6 +205,11 @@ class TestTeacherAndReview:
         # even after the final teacher relabelled the rest
         assert syn.loc[person, f"{PREFIX}malignant"].isna().all()
         assert syn.loc[~person, f"{PREFIX}malignant"].notna().all()
+        final = joblib.load(tmp_path / "runs" / "t" / "data" / "teacher_final.joblib")
+        row = syn[syn["_sl_row_id"] == moved]
+        j = _schema(tmp_path / "runs" / "t").classes.index("malignant")
+        assert row["worst_radius"].item() == 30.0
+        assert np.isclose(row[f"{PREFIX}malignant"].item(), final.proba(row)[0, j], atol=1e-6)
         out, w = expand_soft(syn, _schema(tmp_path / "runs" / "t"), 1.0)
         once = out[out["_sl_row_id"] == first]
         assert len(once) == 1 and once["diagnosis"].item() == df.loc[0, "diagnosis"]
