@@ -249,11 +249,13 @@ class CurationSpec(_Section):
     teacher: list[str] = Field(
         default_factory=list,
         description="Model kinds (e.g. [logistic_regression, random_forest]) whose mean "
-        "probability, fitted on the real training rows, labels each kept synthetic row softly: "
-        "the row counts once per class, weighted by that probability, wherever a model is "
-        "fitted; the generator's label stays in the row for inspection. At the end of the run "
-        "the teacher is fitted again on the training and validation rows and relabels "
-        "data/synthetic.parquet. For a generator that writes plausible rows but does not know "
+        "probability, fitted on the real training rows, labels each kept synthetic row softly "
+        "(after curation and the blend cap, which read the generator's label): the row counts "
+        "once per class, weighted by that probability, wherever a model is fitted; the "
+        "generator's label stays in the row for inspection. The loop's decisions and scores "
+        "use these labels; at the end a teacher fitted on the training and validation rows "
+        "relabels data/synthetic.parquet. Not with blend.accept_on: cross_validation. For a "
+        "generator that writes plausible rows but does not know "
         "their label. Table loops only. Empty: off (the generator's labels are used).",
     )
 
