@@ -72,9 +72,27 @@ def check_fork_overrides(overrides: dict[str, Any]) -> None:
                 f"A fork may change {allowed}.")
 
 
+def _spec_value(spec: LoopSpec, dotted: str) -> Any:
+    value: Any = spec
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
 def _fork_spec(parent: LoopSpec, overrides: dict[str, Any]) -> LoopSpec:
     check_fork_overrides(overrides)
-    return parent.with_overrides(overrides) if overrides else parent
+    if not overrides:
+        return parent
+    child = parent.with_overrides(overrides)
+    # a whole section set at once (--set 'curation={...}') must not slip an unforkable key in
+    for key in UNFORKABLE_KEYS:
+        if _spec_value(child, key) != _spec_value(parent, key):
+            raise SpecError(
+                f"A fork cannot change '{key}' (here through "
+                f"'{next(k for k in overrides if key.startswith(k + '.') or k == key)}'): the "
+                "parent's best score, which the fork's batches must not fall below, was measured "
+                "with it, so start a new run with 'synthloop run' instead.")
+    return child
 
 
 def _iter_of(name: str) -> int | None:

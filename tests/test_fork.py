@@ -221,6 +221,11 @@ class TestFork:
         (["seed=4"], ["A fork cannot change 'seed'"]),
         (["blend.accept_on=cross_validation"], ["A fork cannot change 'blend.accept_on'",
                                                 "synthloop run"]),
+        # a whole section at once cannot slip an unforkable key in
+        (["blend={accept_on: cross_validation}"], ["A fork cannot change 'blend.accept_on' "
+                                                   "(here through 'blend')", "synthloop run"]),
+        (["curation={teacher: [logistic_regression]}"], ["A fork cannot change "
+                                                         "'curation.teacher'"]),
         (["generator.temperature=9"], ["generator.temperature"]),
         (["generator.tempreature=0.5"], ["Unknown key 'generator.tempreature'",
                                          "Did you mean 'temperature'?"]),
