@@ -177,7 +177,8 @@ def review(
                           f"synthloop review {run_id} --edit {escape(str(export))}")
                 return
             if as_json:
-                _json({**pending, "sample": frame.head(rows)[["_sl_row_id", *cols]]
+                soft = [c for c in frame.columns if str(c).startswith("_sl_teacher:")]
+                _json({**pending, "sample": frame.head(rows)[["_sl_row_id", *cols, *soft]]
                        .to_dict(orient="records")})
                 return
             _show_pending(pending, frame, cols, rows)

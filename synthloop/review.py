@@ -55,8 +55,11 @@ def candidate_rows(run_id: str, runs_dir: str | Path, pending: dict) -> pd.DataF
 
 
 def export_rows(rows: pd.DataFrame, schema_cols: list[str], path: Path) -> Path:
-    """The rows to edit, as CSV or parquet: ``_sl_row_id``, the features and the label."""
-    cols = ["_sl_row_id", *[c for c in schema_cols if c in rows.columns]]
+    """The rows to edit, as CSV or parquet: ``_sl_row_id``, the features and the label, and
+    with ``curation.teacher`` the teacher's probability of each class (``_sl_teacher:<class>``,
+    what the row counts as; read only: the import ignores them, a changed label overrides)."""
+    cols = ["_sl_row_id", *[c for c in schema_cols if c in rows.columns],
+            *[c for c in rows.columns if str(c).startswith(TEACHER_PREFIX)]]
     frame = rows[cols]
     if path.suffix.lower() in (".parquet", ".pq"):
         frame.to_parquet(path, index=False)

@@ -187,6 +187,10 @@ class TestTeacherAndReview:
         rows = candidate_rows("t", tmp_path / "runs", info.value.pending)
         assert rows[f"{PREFIX}malignant"].notna().all()
         df = pd.read_csv(export_rows(rows, cols, tmp_path / "batch.csv"))
+        # the reviewer sees what each row counts as; the import ignores those columns
+        soft = [f"{PREFIX}{c}" for c in _schema(tmp_path / "runs" / "t").classes]
+        assert list(df.columns) == ["_sl_row_id", *cols, *soft]
+        assert np.allclose(df[soft].to_numpy(), rows[soft].to_numpy())
         first = df["_sl_row_id"].iloc[0]
         df.loc[0, "diagnosis"] = "benign" if df.loc[0, "diagnosis"] == "malignant" else "malignant"
         # row 2: a cell changed, its label not: the teacher labels it again, as it now reads
