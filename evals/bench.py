@@ -359,6 +359,35 @@ def m_gaussian_copula(suite: Suite, split: BenchSplit, n: int, ctx: dict) -> Aug
     return Augmented(out)
 
 
+# the teacher of gaussian_copula_teacher when the loop's --set gives none: the one measured
+TEACHER_KINDS = ["logistic_regression", "random_forest"]
+
+
+def m_gaussian_copula_teacher(suite: Suite, split: BenchSplit, n: int, ctx: dict) -> Augmented:
+    """``gaussian_copula``'s rows labelled softly by the loop's teacher (``curation.teacher``
+    from ``--set``, else logistic regression + random forest), fitted on the real training
+    rows as the loop's final teacher is: the rival that separates what the LLM's rows add from
+    what the teacher's labels add."""
+    from synthloop.data import infer_schema
+    from synthloop.spec import validate_spec
+    from synthloop.tools.teacher import Teacher, expand_soft
+
+    overrides = suite.loop_overrides_with(ctx)
+    kinds = list(overrides.get("curation.teacher")
+                 or (overrides.get("curation") or {}).get("teacher") or TEACHER_KINDS)
+    spec = validate_spec({"name": f"bench-{suite.name}",
+                          "data": {"source": "bench.csv", "target": suite.target,
+                                   "positive_class": suite.positive},
+                          "curation": {"teacher": kinds}, "seed": split.seed})
+    schema = infer_schema(split.train, spec)
+    rows = m_gaussian_copula(suite, split, n, ctx).train.iloc[len(split.train):]
+    syn, w = expand_soft(Teacher(kinds, split.seed).fit(split.train, schema).label(rows, schema),
+                         schema, 1.0)
+    out = pd.concat([split.train, syn[list(split.train.columns)]], ignore_index=True)
+    return Augmented(out, np.concatenate([np.ones(len(split.train)), w]),
+                     detail=f"teacher {'+'.join(kinds)}")
+
+
 def m_provided(suite: Suite, split: BenchSplit, n: int, ctx: dict) -> Augmented:
     """The suite's given synthetic rows; with a smaller budget (``--synthetic-rows``) a random
     ``n`` of them per seed, so the published rows compete at the LLM methods' budget."""
@@ -429,7 +458,8 @@ def m_synthloop(suite, split, n, ctx) -> Augmented:
 METHODS: dict[str, Callable[..., Augmented]] = {
     "real_only": m_real_only, "class_weight": m_class_weight,
     "class_weight_tuned": m_class_weight_tuned, "smote": m_smote,
-    "gaussian_copula": m_gaussian_copula, "open_loop": m_open_loop, "synthloop": m_synthloop,
+    "gaussian_copula": m_gaussian_copula, "gaussian_copula_teacher": m_gaussian_copula_teacher,
+    "open_loop": m_open_loop, "synthloop": m_synthloop,
     "provided": m_provided,
 }
 DEFAULT_METHODS = ["real_only", "class_weight", "class_weight_tuned", "smote",

@@ -280,6 +280,51 @@ def _raw(values: dict[str, list[float]], model: str = "lightgbm") -> pd.DataFram
                          for m, vals in values.items() for s, v in enumerate(vals)])
 
 
+class TestGaussianCopulaTeacher:
+    def test_the_copulas_rows_carry_the_loops_teacher_labels(self):
+        from synthloop.evals import bench
+        from synthloop.tools.teacher import Teacher
+
+        suite = _toy_suite()
+        split = next(suite.splits([0]))
+        n = len(split.train)
+        plain = bench.m_gaussian_copula(suite, split, 60, {}).train.iloc[n:]
+
+        aug = bench.m_gaussian_copula_teacher(suite, split, 60, {"loop_overrides": {
+            "curation.teacher": ["logistic_regression"]}})
+
+        # the same copula rows, each once per class at the teacher's probability; the real
+        # rows at weight 1
+        extra = aug.train.iloc[n:].assign(w=aug.weights[n:])
+        assert (aug.weights[:n] == 1.0).all() and aug.detail == "teacher logistic_regression"
+        assert len(extra) == 2 * len(plain)
+        yes = extra[extra["label"] == "yes"].reset_index(drop=True)
+        feats = [f"x{i}" for i in range(5)]
+        assert np.allclose(yes[feats].to_numpy(), plain[feats].to_numpy())
+        schema = bench_schema(split.train)
+        teacher = Teacher(["logistic_regression"], 0).fit(split.train, schema)
+        j = schema.classes.index("yes")
+        assert np.allclose(yes["w"], teacher.proba(plain)[:, j], atol=1e-5)
+        # the labels it replaced were the copula's per-class draws: some now lean the other way
+        assert ((teacher.proba(plain)[:, j] > 0.5) != (plain["label"] == "yes")).any()
+
+    def test_without_a_teacher_in_the_overrides_it_uses_the_measured_one(self):
+        from synthloop.evals import bench
+
+        suite = _toy_suite()
+        split = next(suite.splits([0]))
+        aug = bench.m_gaussian_copula_teacher(suite, split, 30, {})
+        assert aug.detail == "teacher logistic_regression+random_forest"
+
+
+def bench_schema(train):
+    from synthloop.data import infer_schema
+    from synthloop.spec import validate_spec
+
+    return infer_schema(train, validate_spec({"name": "t", "data": {
+        "source": "x.csv", "target": "label", "positive_class": "yes"}}))
+
+
 class TestPairedTable:
     def test_each_rival_is_paired_with_the_loop_seed_by_seed(self):
         from synthloop.evals.bench import paired
