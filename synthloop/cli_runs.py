@@ -204,6 +204,9 @@ def _rows_table(title: str, rows: list[dict], reasons: bool) -> Table:
     if label:
         t.add_column(label)
     t.add_column("counter-ex.")
+    soft = list(dict.fromkeys(c for r in rows for c in r.get("teacher", {})))
+    for c in soft:  # curation.teacher: the probability of each class the row counts at
+        t.add_column(f"teacher p({c})", justify="right")
     for c in value_cols:
         t.add_column(c, justify="right")
     if reasons:
@@ -214,6 +217,7 @@ def _rows_table(title: str, rows: list[dict], reasons: bool) -> Table:
         if label:
             cells.append(escape(str(r.get(label))))
         cells.append("yes" if r.get("_sl_counterexample") else "")
+        cells += [_n(r.get("teacher", {}).get(c), ".3f") for c in soft]
         cells += [_n(r["values"].get(c), ".6g") for c in value_cols]
         if reasons:
             cells += [escape(str(r.get("_sl_stage"))), escape(str(r.get("_sl_reason")))]

@@ -131,6 +131,34 @@ class TestTeacherInTheLoop:
                            final.proba(syn)[:, _schema(folder).classes.index("malignant")],
                            atol=1e-6)
 
+    def test_runs_show_gives_the_teacher_probabilities_of_kept_rows(self, spec_dict, cancer_df,
+                                                                    tmp_path):
+        from typer.testing import CliRunner
+
+        from synthloop.cli import app
+        from synthloop.inspect import show_run
+
+        malignant = cancer_df[cancer_df.diagnosis == "malignant"]
+        spec = make_spec(spec_dict, curation={"teacher": KINDS, "confidence_percentile": 0},
+                         budget={"max_iterations": 1})
+        run(spec, tmp_path, scripted(loop_script(generate=rows_from_frame_reply(malignant))),
+            run_id="shown")
+        cand = pd.read_parquet(tmp_path / "shown" / "data" / "batches" /
+                               "iter_001_candidate.parquet").set_index("_sl_row_id")
+
+        sample = show_run("shown", tmp_path, rows=3)["rows"][1]
+
+        assert sample["kept"], "the batch was kept"
+        for row in sample["kept"]:
+            assert set(row["teacher"]) == {"benign", "malignant"}
+            assert row["teacher"]["malignant"] == pytest.approx(
+                cand.loc[row["_sl_row_id"], f"{PREFIX}malignant"])
+        assert all("teacher" not in row for row in sample["rejected"])
+        shown = CliRunner().invoke(app, ["runs", "show", "shown", "--runs-dir", str(tmp_path)])
+        assert shown.exit_code == 0 and "teacher" in shown.stdout
+        first = sample["kept"][0]["teacher"]["malignant"]
+        assert f"{first:.3f}" in shown.stdout
+
     def test_off_by_default(self, spec_dict, tmp_path):
         summary = run(make_spec(spec_dict, budget={"max_iterations": 1}), tmp_path, scripted(),
                       run_id="plain")
