@@ -260,7 +260,8 @@ def bench(
     seeds: int = typer.Option(5, help="How many seeds (0..N-1)."),
     methods: str | None = typer.Option(
         None, help="Comma-separated, from: real_only, class_weight, class_weight_tuned, smote, "
-        "gaussian_copula, provided, open_loop, synthloop (default: all)."),
+        "gaussian_copula, provided, open_loop, synthloop (default: all); also "
+        "gaussian_copula_teacher and provided_bootstrap, run only when named."),
     llm: str = typer.Option("embedded", help="LLM URI for open_loop and synthloop."),
     loop_rows: int = typer.Option(40, help="Rows per loop iteration for the LLM methods."),
     synthetic_rows: int | None = typer.Option(

@@ -57,6 +57,29 @@ class TestSickProtocol:
         assert not small[0].iloc[len(train):].equals(small[1].iloc[len(train):])
         assert len(full) - len(train) == 1000
 
+    def test_provided_bootstrap_draws_the_given_rows_with_replacement_per_seed(self):
+        from synthloop.evals.bench import BenchSplit, m_provided_bootstrap, sick_suite
+
+        suite = sick_suite(BENCH_DATA)
+        train = next(suite.splits([0])).train
+        cols = list(train.columns)
+
+        def drawn(seed: int, n: int = 1000) -> pd.DataFrame:
+            out = m_provided_bootstrap(suite, BenchSplit(train, train, seed), n, {}).train
+            assert out.iloc[:len(train)].equals(train)  # the real rows come first, unchanged
+            return out.iloc[len(train):].reset_index(drop=True)
+
+        first, again, other = drawn(0), drawn(0), drawn(1)
+        given = suite.provided[cols].round(6).astype(str).agg("|".join, axis=1)
+        keys = first[cols].round(6).astype(str).agg("|".join, axis=1)
+
+        # as many rows as the budget, every one a given row, some drawn twice (with
+        # replacement), the same draw for the same seed and another for another seed
+        assert len(first) == 1000 and len(drawn(0, 300)) == 300
+        assert keys.isin(set(given)).all()
+        assert keys.duplicated().sum() > keys.size // 10 + given.duplicated().sum()
+        assert first.equals(again) and not first.equals(other)
+
 
 @needs_data
 class TestAdultProtocol:
