@@ -210,12 +210,8 @@ def main(data_dir: str, runs_dir: str, n: int = 20) -> None:
         print(f"seed {seed}: done", file=sys.stderr, flush=True)
 
     seeds = pd.DataFrame(per_seed)
-    pd.set_option("display.width", 250)
-    print(f"n={n} real rows per class; per seed (AUC ×100, mean of LightGBM, random forest, "
-          "logistic regression):")
-    print(seeds.round(2).to_string(index=False))
-    for line in skipped:
-        print(line)
+    _print_per_seed(f"n={n} real rows per class; per seed (AUC ×100, mean of LightGBM, random "
+                    "forest, logistic regression):", seeds, skipped)
     print("\nMean over seeds:")
     print(seeds.drop(columns=["seed"]).mean().round(2).to_string())
     for name in ["+ pool", "+ pool, weight 0.25", "+ pool, weight 0.1", "+ kept",
@@ -319,6 +315,15 @@ TEACHERS = {"logistic regression": ("logistic_regression",),
             "all three models": ("lightgbm", "random_forest", "logistic_regression")}
 
 
+def _print_per_seed(title: str, table: pd.DataFrame, skipped: list[str]) -> None:
+    """A per-seed table under its title, then the seeds left out and why."""
+    pd.set_option("display.width", 250)
+    print(title)
+    print(table.round(2).to_string(index=False))
+    for line in skipped:
+        print(line)
+
+
 def teacher_proba(suite, seed: int, fitted_on: pd.DataFrame, kinds, frame: pd.DataFrame):
     """The mean probability of the positive class of the suite's ``kinds``, fitted on
     ``fitted_on``, for the rows of ``frame``."""
@@ -378,12 +383,8 @@ def teacher(data_dir: str, runs_dir: str, n: int = 20) -> None:
         rows.append(row)
         print(f"seed {seed}: done", file=sys.stderr, flush=True)
     table = pd.DataFrame(rows)
-    pd.set_option("display.width", 250)
-    print(f"n={n}: gain in test AUC ×100 (mean of the suite's three models) over the real rows "
-          "alone; teachers fitted on the real rows unless said")
-    print(table.round(2).to_string(index=False))
-    for line in skipped:
-        print(line)
+    _print_per_seed(f"n={n}: gain in test AUC ×100 (mean of the suite's three models) over the "
+                    "real rows alone; teachers fitted on the real rows unless said", table, skipped)
     print("\nMean ± standard error over seeds (seeds with a gain):")
     for col in table.columns[2:]:
         g = table[col]

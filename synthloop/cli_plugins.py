@@ -177,8 +177,10 @@ def review(
                           f"synthloop review {run_id} --edit {escape(str(export))}")
                 return
             if as_json:
-                soft = [c for c in frame.columns if str(c).startswith("_sl_teacher:")]
-                _json({**pending, "sample": frame.head(rows)[["_sl_row_id", *cols, *soft]]
+                from synthloop.tools.teacher import teacher_columns
+
+                _json({**pending, "sample": frame.head(rows)[["_sl_row_id", *cols,
+                                                              *teacher_columns(frame)]]
                        .to_dict(orient="records")})
                 return
             _show_pending(pending, frame, cols, rows)

@@ -89,7 +89,7 @@ def _fork_spec(parent: LoopSpec, overrides: dict[str, Any]) -> LoopSpec:
         if _spec_value(child, key) != _spec_value(parent, key):
             raise SpecError(
                 f"A fork cannot change '{key}' (here through "
-                f"'{next(k for k in overrides if key.startswith(k + '.') or k == key)}'): the "
+                f"'{next(k for k in overrides if key.startswith(k + '.'))}'): the "
                 "parent's best score, which the fork's batches must not fall below, was measured "
                 "with it, so start a new run with 'synthloop run' instead.")
     return child

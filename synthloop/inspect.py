@@ -37,6 +37,7 @@ import yaml
 from synthloop.errors import RunStoreError
 from synthloop.store import CHECKPOINT_FILE, FORK_FILE, SPEC_FILE, SUMMARY_FILE, RunStore
 from synthloop.tools.teacher import PREFIX as TEACHER_PREFIX
+from synthloop.tools.teacher import teacher_columns
 
 TRAIN = "data/real_train.parquet"
 SYNTHETIC = "data/synthetic.parquet"
@@ -266,15 +267,13 @@ def row_fates(store: RunStore, k: int, record: dict | None) -> pd.DataFrame:
     out = gen.assign(_sl_status=status, _sl_stage=stage, _sl_reason=why)
     if accepted and not cand_df.empty:  # kept rows as blended
         cols = [c for c in cand_df.columns if c in out.columns and not c.startswith("_sl_")]
-        blended = cand_df.set_index("_sl_row_id")[cols]
         kept = out["_sl_status"] == "kept"
-        out.loc[kept, cols] = blended.loc[out.loc[kept, "_sl_row_id"], cols].to_numpy()
-        # curation.teacher: what each kept row counts as (the teacher's probabilities)
-        soft = [c for c in cand_df.columns if c.startswith(TEACHER_PREFIX)]
+        blended = cand_df.set_index("_sl_row_id").loc[out.loc[kept, "_sl_row_id"]]
+        out.loc[kept, cols] = blended[cols].to_numpy()
+        soft = teacher_columns(cand_df)  # curation.teacher: what each kept row counts as
         if soft:
-            probs = cand_df.set_index("_sl_row_id")[soft]
             out = out.assign(**{c: np.nan for c in soft})
-            out.loc[kept, soft] = probs.loc[out.loc[kept, "_sl_row_id"], soft].to_numpy(float)
+            out.loc[kept, soft] = blended[soft].to_numpy(float)
     return out
 
 
@@ -318,8 +317,7 @@ def row_samples(store: RunStore, k: int, n: int = 3) -> dict[str, Any]:
             shown = {k2: rec.get(k2) for k2 in base if k2 in rec}
             shown["values"] = {c: rec.get(c) for c in region_columns(rec.get("_sl_region"), columns)}
             teacher = {c[len(TEACHER_PREFIX):]: rec[c] for c in rec
-                       if str(c).startswith(TEACHER_PREFIX) and rec[c] is not None
-                       and rec[c] == rec[c]}  # NaN: a row the teacher did not label
+                       if str(c).startswith(TEACHER_PREFIX) and pd.notna(rec[c])}  # NaN: unlabelled
             if teacher:
                 shown["teacher"] = teacher
             rows.append(shown)

@@ -26,6 +26,7 @@ from synthloop.runner import default_cache_dir, execute, open_graph, pending_int
 from synthloop.spec import LoopSpec, load_spec
 from synthloop.store import SPEC_FILE, SUMMARY_FILE, RunStore
 from synthloop.tools.teacher import PREFIX as TEACHER_PREFIX
+from synthloop.tools.teacher import teacher_columns
 
 ACTIONS = ("approve", "reject", "edit")
 REVIEWED = "data/batches/iter_{k:03d}_reviewed.parquet"
@@ -59,7 +60,7 @@ def export_rows(rows: pd.DataFrame, schema_cols: list[str], path: Path) -> Path:
     with ``curation.teacher`` the teacher's probability of each class (``_sl_teacher:<class>``,
     what the row counts as; read only: the import ignores them, a changed label overrides)."""
     cols = ["_sl_row_id", *[c for c in schema_cols if c in rows.columns],
-            *[c for c in rows.columns if str(c).startswith(TEACHER_PREFIX)]]
+            *teacher_columns(rows)]
     frame = rows[cols]
     if path.suffix.lower() in (".parquet", ".pq"):
         frame.to_parquet(path, index=False)
@@ -204,9 +205,8 @@ def _with_provenance(edited: pd.DataFrame, ids: pd.Series, original: pd.DataFram
         out.append({**values, **{c: meta.get(c) for c in prov if c != "_sl_row_id"},
                     "_sl_row_id": meta["_sl_row_id"]})
     frame = pd.DataFrame(out)
-    for c in frame.columns:
-        if str(c).startswith(TEACHER_PREFIX):
-            frame[c] = frame[c].astype(float)
+    for c in teacher_columns(frame):
+        frame[c] = frame[c].astype(float)
     return frame[[c for c in original.columns if c in frame.columns] +
                  [c for c in frame.columns if c not in original.columns]]
 

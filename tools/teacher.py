@@ -30,6 +30,11 @@ def soft_columns(schema: TableSchema) -> list[str]:
     return [f"{PREFIX}{c}" for c in schema.classes]
 
 
+def teacher_columns(frame: pd.DataFrame) -> list[str]:
+    """The teacher's probability columns ``frame`` has (none when no teacher labelled it)."""
+    return [c for c in frame.columns if str(c).startswith(PREFIX)]
+
+
 @dataclass
 class Teacher:
     """The mean predicted probability of ``kinds`` (model names from the registry), each fitted
@@ -59,7 +64,7 @@ class Teacher:
         cols = soft_columns(schema)
         hard = (frame[cols].isna().any(axis=1).to_numpy() if all(c in frame for c in cols)
                 else np.zeros(len(frame), bool))
-        out = frame.drop(columns=[c for c in frame.columns if str(c).startswith(PREFIX)])
+        out = frame.drop(columns=teacher_columns(frame))
         if not len(out):
             return out.assign(**{c: pd.Series(dtype=float) for c in cols})
         p = np.round(self.proba(out), 6)
