@@ -397,7 +397,7 @@ def m_provided_bootstrap(suite: Suite, split: BenchSplit, n: int, ctx: dict) -> 
     """The given synthetic rows drawn with replacement, as many as the budget (all of them by
     default), seeded per seed: how much of a published figure is the luck of that one set of
     generated rows. On sick, EPIC's 1,000 rows score GradientBoosting F1 91.95 as given and
-    88.29 ± 2.18 over ten such draws (``scripts/sick_diagnostics.py``)."""
+    88.29 ± 2.29 over ten such draws (``scripts/sick_diagnostics.py``)."""
     if suite.provided is None:
         raise SpecError(f"Suite '{suite.name}' has no provided synthetic rows.")
     rows = suite.provided.sample(min(n, len(suite.provided)), replace=True,

@@ -38,7 +38,7 @@ def main(data_dir: str, run_dir: str | None = None) -> None:
     def line(name: str, scores) -> None:
         scores = np.atleast_2d(scores)
         cells = [f"{m:.2f}" + (f" ± {s:.2f}" if len(scores) > 1 else "")
-                 for m, s in zip(scores.mean(0), scores.std(0))]
+                 for m, s in zip(scores.mean(0), scores.std(0, ddof=1))]
         print(f"| {name} | " + " | ".join(cells) + " |")
 
     print("| training set | GradientBoosting | LightGBM |\n|---|---|---|")
