@@ -428,10 +428,22 @@ def _loop_spec(suite: Suite, split: BenchSplit, n: int, ctx: dict, source: str,
     return spec.with_overrides(overrides) if overrides else spec
 
 
-def _loop(suite: Suite, split: BenchSplit, n: int, ctx: dict, feedback: bool) -> Augmented:
+def delivered_rows(run: Path, synthetic_weight: float) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows a finished loop run delivers, and their sample weights: its synthetic rows at
+    ``synthetic_weight``, once per class at the teacher's probability when curation.teacher
+    labelled them. What the bench scores the loop on."""
     from synthloop.data import TableSchema
-    from synthloop.runner import run_loop
     from synthloop.tools.teacher import expand_soft, teacher_columns
+
+    syn = pd.read_parquet(run / "data" / "synthetic.parquet")
+    if not teacher_columns(syn):
+        return syn, np.full(len(syn), synthetic_weight)
+    schema = TableSchema.model_validate_json((run / "schema.json").read_text())
+    return expand_soft(syn, schema, synthetic_weight)
+
+
+def _loop(suite: Suite, split: BenchSplit, n: int, ctx: dict, feedback: bool) -> Augmented:
+    from synthloop.runner import run_loop
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "train.csv"
@@ -439,15 +451,8 @@ def _loop(suite: Suite, split: BenchSplit, n: int, ctx: dict, feedback: bool) ->
         spec = _loop_spec(suite, split, n, ctx, str(path), feedback)
         runs_dir = Path(ctx.get("runs_dir", Path(tmp) / "runs"))
         summary = run_loop(spec, runs_dir)
-        syn = pd.read_parquet(runs_dir / summary["run_id"] / "data" / "synthetic.parquet")
-        # the models are scored on the rows the loop delivers: synthetic rows at
-        # blend.synthetic_weight, once per class at the teacher's probability when
-        # curation.teacher labelled them (inside the block: the run may sit in `tmp`)
-        w_syn = np.full(len(syn), spec.blend.synthetic_weight)
-        if teacher_columns(syn):
-            schema = TableSchema.model_validate_json(
-                (runs_dir / summary["run_id"] / "schema.json").read_text())
-            syn, w_syn = expand_soft(syn, schema, spec.blend.synthetic_weight)
+        # read inside the block: the run may sit in `tmp`
+        syn, w_syn = delivered_rows(runs_dir / summary["run_id"], spec.blend.synthetic_weight)
     tokens = int(summary["total_tokens"])
     if not len(syn):
         return Augmented(split.train, tokens=tokens)

@@ -15,77 +15,70 @@ difference against the kept rows.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
+from adult_diagnostics import seed_runs  # beside this script: one reader of a bench's runs/
 
-from synthloop.evals.bench import fit_and_score, sick_suite
+from synthloop.data import infer_schema
+from synthloop.evals.bench import delivered_rows, fit_and_score, sick_suite
+from synthloop.spec import validate_spec
+from synthloop.tools.teacher import Teacher
 
 MODELS = ("gradient_boosting", "lightgbm")
+SICK = "sick"
 
 
-def variants(train: pd.DataFrame, kept: pd.DataFrame, pool: pd.DataFrame,
-             seed: int) -> dict[str, tuple[pd.DataFrame, float]]:
-    """Name -> (extra rows, their sample weight)."""
-    from synthloop.data import infer_schema
-    from synthloop.spec import validate_spec
-    from synthloop.tools.teacher import Teacher
-
-    sick = "sick"
-    spec = validate_spec({"name": "pool", "data": {"source": "x.csv", "target": "Class",
-                                                   "positive_class": sick}})
-    schema = infer_schema(train, spec)
+def variants(train: pd.DataFrame, schema, kept: pd.DataFrame, w_kept: np.ndarray,
+             pool: pd.DataFrame, seed: int) -> dict[str, tuple[pd.DataFrame, np.ndarray]]:
+    """Name -> (extra rows, their sample weights)."""
+    other = next(c for c in schema.classes if c != SICK)
     hard = {}
-    for kinds in (["lightgbm"], ["gradient_boosting"]):
-        teacher = Teacher(kinds, seed).fit(train, schema)
-        p = teacher.proba(pool[train.columns])[:, list(schema.classes).index(sick)]
-        hard[kinds[0]] = pool.assign(Class=np.where(p >= 0.5, sick, "negative"))
+    for kind in ("lightgbm", "gradient_boosting"):
+        p = Teacher([kind], seed).fit(train, schema).proba(pool[train.columns])
+        hard[kind] = pool.assign(Class=np.where(p[:, list(schema.classes).index(SICK)] >= 0.5,
+                                                SICK, other))
+    ones = np.ones(len(pool))
+    sick_kept, sick_pool = (kept.Class == SICK).to_numpy(), (pool.Class == SICK).to_numpy()
     return {
-        "+ kept (what the bench scores)": (kept, 1.0),
-        "+ kept at weight 0.5": (kept, 0.5),
-        "+ kept, sick rows only": (kept[kept.Class == sick], 1.0),
-        "+ pool (every batch written)": (pool, 1.0),
-        "+ pool at weight 0.5": (pool, 0.5),
-        "+ pool, sick rows only": (pool[pool.Class == sick], 1.0),
-        "+ pool labelled by LightGBM (hard)": (hard["lightgbm"], 1.0),
-        "+ pool labelled by GradientBoosting (hard)": (hard["gradient_boosting"], 1.0),
+        "+ kept (what the bench scores)": (kept, w_kept),
+        "+ kept at weight 0.5": (kept, 0.5 * w_kept),
+        "+ kept, sick rows only": (kept[sick_kept], w_kept[sick_kept]),
+        "+ pool (every batch written)": (pool, ones),
+        "+ pool at weight 0.5": (pool, 0.5 * ones),
+        "+ pool, sick rows only": (pool[sick_pool], ones[sick_pool]),
+        "+ pool labelled by LightGBM (hard)": (hard["lightgbm"], ones),
+        "+ pool labelled by GradientBoosting (hard)": (hard["gradient_boosting"], ones),
     }
 
 
 def main(data_dir: str, runs_dir: str) -> None:
     suite = sick_suite(Path(data_dir))
-    split = next(suite.splits([0]))  # sick has one fixed split
-    train, test = split.train, split.test
-    runs = sorted(p for p in Path(runs_dir).iterdir() if (p / "summary.json").is_file())
-    if not runs:
-        sys.exit(f"No finished run under {runs_dir}: pass the runs/ folder of a bench --out.")
+    train, test = (split := next(suite.splits([0]))).train, split.test  # one fixed split
+    schema = infer_schema(train, validate_spec({
+        "name": "pool", "data": {"source": "x.csv", "target": "Class", "positive_class": SICK}}))
     scores: dict[str, list[np.ndarray]] = {}
-    for run in runs:
-        seed = int(yaml.safe_load((run / "spec.yaml").read_text())["seed"])
-        batches = [pd.read_parquet(p) for p in
-                   sorted((run / "data" / "batches").glob("iter_*_candidate.parquet"))]
-        pool = pd.concat([b for b in batches if len(b)], ignore_index=True)
-        kept_path = run / "data" / "synthetic.parquet"
-        kept = pd.read_parquet(kept_path) if kept_path.is_file() else pool.iloc[:0]
-        summary = json.loads((run / "summary.json").read_text())
+    skipped: list[str] = []
+    for run, summary, seed, _, batches in seed_runs(suite, runs_dir, skipped):
+        pool = pd.concat(batches.values(), ignore_index=True)
+        kept, w_kept = delivered_rows(run, 1.0)
         print(f"seed {seed}: kept {len(kept)} {kept.Class.value_counts().to_dict()}, pool "
               f"{len(pool)} {pool.Class.value_counts().to_dict()}, "
               f"{summary.get('total_tokens')} tokens")
 
-        def f1(extra: pd.DataFrame, weight: float, seed=seed) -> np.ndarray:
+        def f1(extra: pd.DataFrame, w: np.ndarray, seed=seed) -> np.ndarray:
             both = pd.concat([train, extra[train.columns]], ignore_index=True)
-            w = (None if weight == 1.0
-                 else np.r_[np.ones(len(train)), np.full(len(extra), weight)])
-            return np.array([fit_and_score(suite, m, seed, both, w, test)["f1"] * 100
+            weights = None if (w == 1.0).all() else np.r_[np.ones(len(train)), w]
+            return np.array([fit_and_score(suite, m, seed, both, weights, test)["f1"] * 100
                              for m in MODELS])
 
-        scores.setdefault("real only", []).append(f1(train.iloc[:0], 1.0))
-        for name, (extra, weight) in variants(train, kept, pool, seed).items():
-            scores.setdefault(name, []).append(f1(extra, weight))
+        scores.setdefault("real only", []).append(f1(train.iloc[:0], np.ones(0)))
+        for name, (extra, w) in variants(train, schema, kept, w_kept, pool, seed).items():
+            scores.setdefault(name, []).append(f1(extra, w))
+    for line in skipped:
+        print(line)
     ref = np.array(scores["+ kept (what the bench scores)"])
     print(f"\n{len(ref)} seeds; F1 ×100, mean ± std over seeds; paired: minus the kept rows, "
           "mean ± one standard error\n")
