@@ -2,7 +2,7 @@
 it kept against every batch it wrote (kept or refused), and the same rows at other weights,
 by class, or labelled by a teacher fitted on the real training split.
 
-    .venv/bin/python scripts/sick_pool.py ../shared/bench-data BENCH_OUT/runs
+    .venv/bin/python scripts/sick_pool.py ../shared/bench-data BENCH_OUT/runs [EVERY]
 
 BENCH_OUT is the --out folder of a finished `synthloop bench sick --methods synthloop` (or
 open_loop). For each run under runs/ (one per seed), the *pool* is every candidate batch the
@@ -11,6 +11,10 @@ batch. Each figure is F1 of class `sick` ×100 on the real test split, with the 
 models fitted on the whole real training split plus the rows named, at that seed (as the bench
 scores the loop); per-seed rows, then the mean ± std over seeds, then the mean paired
 difference against the kept rows.
+
+With EVERY (a number of iterations, e.g. 4), it also scores the rows kept by the end of
+iteration EVERY, 2 × EVERY, ...: how the kept rows' worth grows with their count, on the same
+run and seed, the rest of the loop unchanged.
 """
 
 from __future__ import annotations
@@ -29,6 +33,16 @@ from synthloop.tools.teacher import Teacher
 
 MODELS = ("gradient_boosting", "lightgbm")
 SICK = "sick"
+
+
+def prefixes(kept: pd.DataFrame, w_kept: np.ndarray, every: int | None,
+             last: int) -> dict[str, tuple[pd.DataFrame, np.ndarray]]:
+    """The rows kept by the end of iteration every, 2 × every, ... (before ``last``)."""
+    if not every:
+        return {}
+    it = kept["_sl_iteration"].to_numpy(int)
+    return {f"+ kept by iteration {k}": (kept[it <= k], w_kept[it <= k])
+            for k in range(every, last, every)}
 
 
 def variants(train: pd.DataFrame, schema, kept: pd.DataFrame, w_kept: np.ndarray,
@@ -54,7 +68,7 @@ def variants(train: pd.DataFrame, schema, kept: pd.DataFrame, w_kept: np.ndarray
     }
 
 
-def main(data_dir: str, runs_dir: str) -> None:
+def main(data_dir: str, runs_dir: str, every: int | None = None) -> None:
     suite = sick_suite(Path(data_dir))
     train, test = (split := next(suite.splits([0]))).train, split.test  # one fixed split
     schema = infer_schema(train, validate_spec({
@@ -75,7 +89,9 @@ def main(data_dir: str, runs_dir: str) -> None:
                              for m in MODELS])
 
         scores.setdefault("real only", []).append(f1(train.iloc[:0], np.ones(0)))
-        for name, (extra, w) in variants(train, schema, kept, w_kept, pool, seed).items():
+        named = {**prefixes(kept, w_kept, every, max(batches)),
+                 **variants(train, schema, kept, w_kept, pool, seed)}
+        for name, (extra, w) in named.items():
             scores.setdefault(name, []).append(f1(extra, w))
     for line in skipped:
         print(line)
@@ -87,13 +103,16 @@ def main(data_dir: str, runs_dir: str) -> None:
     for name, rows in scores.items():
         s = np.array(rows)
         d = s - ref
+        sd = s.std(0, ddof=1) if len(s) > 1 else np.zeros(2)  # one seed: no spread
         se = d.std(0, ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.zeros(2)
-        cells = [f"{m:.2f} ± {v:.2f}" for m, v in zip(s.mean(0), s.std(0, ddof=1))]
+        cells = [f"{m:.2f} ± {v:.2f}" for m, v in zip(s.mean(0), sd)]
         cells += [f"{m:+.2f} ± {v:.2f}" for m, v in zip(d.mean(0), se)]
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
     if len(sys.argv) < 3:
-        sys.exit("usage: scripts/sick_pool.py BENCH_DATA_DIR BENCH_OUT/runs")
-    main(*sys.argv[1:3])
+        sys.exit("usage: scripts/sick_pool.py BENCH_DATA_DIR BENCH_OUT/runs [EVERY]")
+    if len(sys.argv) > 3 and not sys.argv[3].isdigit():
+        sys.exit(f"EVERY must be a whole number of iterations, e.g. 4, not '{sys.argv[3]}'.")
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else None)
