@@ -199,7 +199,7 @@ def prepare(state: LoopState, ctx: LoopContext) -> dict:
     space = FeatureSpace(schema)
     cols = schema.feature_names()
     real_features = pd.concat([train[cols], val[cols], holdout[cols]], ignore_index=True)
-    ctx.store.write_model(LEAKAGE, LeakageIndex(space, real_features))
+    ctx.store.write_model(LEAKAGE, LeakageIndex(space, real_features, n_train=len(train)))
     ranked = _rank_columns(train, schema, spec.seed)
     fit_consistency(ctx, train, schema, ranked)
     # fitted now, so that a sentence missing for a class fails before any LLM call
@@ -390,7 +390,13 @@ def validate(state: LoopState, ctx: LoopContext) -> dict:
     valid, rejected, counts = validate_batch(
         batch, ctx.schema, ctx.spec.rules, leakage, previous,
         ctx.spec.curation.near_duplicate_distance, space, extra=extra_validators(ctx),
+        keep_training_copies=ctx.spec.curation.keep_training_copies,
     )
+    if ctx.spec.curation.keep_training_copies:
+        # counted, not refused: what share of the kept rows is a real training row
+        counts["training_copies_kept"] = int(
+            (leakage.nearest(valid) < max(ctx.spec.curation.near_duplicate_distance,
+                                          1e-12)).sum()) if not valid.empty else 0
     over = counts.get("violation_rate", 0) > ctx.spec.curation.max_violation_rate
     info = {
         **state["batch"],
@@ -398,12 +404,17 @@ def validate(state: LoopState, ctx: LoopContext) -> dict:
         "invalid": ctx.store.write_frame(batch_path(k, "invalid"), rejected),
         "checks": counts,
     }
+    out: dict = {}
+    if ctx.spec.curation.keep_training_copies and not leakage.splits_known:
+        out["events"] = [{"kind": "training_copies_refused", "node": "validate", "iteration": k,
+                          "reason": "this run's leakage index was built before it knew the "
+                                    "training split; copies of real rows are refused as before"}]
     if over:
         info["blocked"] = (f"violation rate {counts['violation_rate']:.2f} over "
                            f"{ctx.spec.curation.max_violation_rate:.2f}")
     elif valid.empty:
         info["blocked"] = "no row passed validation"
-    return {"batch": info}
+    return {"batch": info, **out}
 
 
 def fit_consistency(ctx: LoopContext, train: pd.DataFrame, schema, ranked: list[str]):

@@ -223,7 +223,8 @@ def _check_rows(rows: pd.DataFrame, ctx, schema, store: RunStore, pending: dict,
     previous = ctx.synthetic(pending.get("synthetic_batches", []))
     vctx = ValidationContext(schema=schema, rules=list(ctx.spec.rules),
                              leakage=store.read_model(LEAKAGE), previous=previous,
-                             near_distance=ctx.spec.curation.near_duplicate_distance)
+                             near_distance=ctx.spec.curation.near_duplicate_distance,
+                             keep_training_copies=ctx.spec.curation.keep_training_copies)
     checks = [v for v in BUILTIN_VALIDATORS if not isinstance(v, RegionCheck)]
     checks += [ctx.registry.get("validator", n) for n in ctx.spec.validators]
     _, rejected, _ = run_validators(rows, checks, vctx)

@@ -209,6 +209,15 @@ class CurationSpec(_Section):
     near_duplicate_distance: float = Field(
         0.01, ge=0, description="Scaled distance under which a row copies a real row (leakage)."
     )
+    keep_training_copies: bool = Field(
+        False,
+        description="Keep a synthetic row that copies (exactly or within "
+        "near_duplicate_distance) a real training row instead of refusing it: the copy "
+        "oversamples a row the model trains on anyway (EPIC's published sick rows hold 257 "
+        "such copies). Copies of validation and holdout rows are still refused, as leakage. "
+        "The synthetic table then holds real records: do not share it as private data. "
+        "Table loops only.",
+    )
     confidence_percentile: float = Field(
         5.0,
         ge=0,

@@ -60,3 +60,44 @@ def test_an_outlier_does_not_make_distinct_rows_copies(real):
     # Assert: in ranks this row is far from every real row; in a 18..455 range it would not be
     assert counts["near_copy_of_real"] == 0
     assert len(valid) == 1
+
+
+def test_keep_training_copies_keeps_copies_of_training_rows_only(real):
+    # Setup: the first 300 real rows are the training split, the last 100 held out
+    spec = validate_spec({"data": {"source": "x.csv", "target": "y"}})
+    schema = infer_schema(real, spec)
+    space = FeatureSpace(schema)
+    index = LeakageIndex(space, real, n_train=300)
+    # (training rows far from every held-out row: some real rows are near copies of others)
+    held_out = LeakageIndex(space, real.iloc[300:])
+    far = [i for i in range(300) if held_out.nearest(real.iloc[[i]])[0] > 0.05][:2]
+    of_train = real.iloc[[far[0]]].copy()
+    near_train = real.iloc[[far[1]]].copy()
+    near_train["tsh"] = near_train["tsh"] * 1.001
+    of_held_out = real.iloc[[350]].copy()
+    batch = pd.concat([of_train, near_train, of_held_out], ignore_index=True).assign(
+        _sl_region="True")
+
+    kept, rejected, counts = validate_batch(batch, schema, [], index, None, 0.01, space,
+                                            keep_training_copies=True)
+    refused_all = validate_batch(batch, schema, [], index, None, 0.01, space)[1]
+
+    # Assert: the two copies of training rows are kept, the held-out row's copy is not
+    assert kept.index.tolist() == [0, 1]
+    assert rejected.index.tolist() == [2]
+    assert counts["exact_copy_of_real"] == 1
+    assert len(refused_all) == 3
+
+
+def test_keep_training_copies_on_an_index_without_splits_refuses_every_copy(real):
+    spec = validate_spec({"data": {"source": "x.csv", "target": "y"}})
+    schema = infer_schema(real, spec)
+    space = FeatureSpace(schema)
+    index = LeakageIndex(space, real)  # as runs built it before it knew the training split
+    batch = real.iloc[[10, 350]].assign(_sl_region="True")
+
+    kept, rejected, _ = validate_batch(batch, schema, [], index, None, 0.01, space,
+                                       keep_training_copies=True)
+
+    assert not index.splits_known
+    assert kept.empty and len(rejected) == 2

@@ -54,16 +54,41 @@ class FeatureSpace:
 
 
 class LeakageIndex:
-    """Nearest real rows (train, validation and holdout features, never their labels)."""
+    """Nearest real rows (train, validation and holdout features, never their labels).
 
-    def __init__(self, space: FeatureSpace, real: pd.DataFrame):
+    ``n_train``: the first ``n_train`` rows of ``real`` are the training split; the others
+    (validation and holdout) get an index of their own, for ``nearest_held_out``.
+    """
+
+    def __init__(self, space: FeatureSpace, real: pd.DataFrame, n_train: int | None = None):
         self.space = space
-        self.nn_ = NearestNeighbors(n_neighbors=1, metric="manhattan").fit(space.transform(real))
+        X = space.transform(real)
+        self.nn_ = NearestNeighbors(n_neighbors=1, metric="manhattan").fit(X)
+        self.held_nn_ = (NearestNeighbors(n_neighbors=1, metric="manhattan").fit(X[n_train:])
+                         if n_train is not None and n_train < len(real) else None)
+        self.n_train_ = n_train
 
     def nearest(self, df: pd.DataFrame) -> np.ndarray:
         if df.empty:
             return np.zeros(0)
         d, _ = self.nn_.kneighbors(self.space.transform(df))
+        return d[:, 0]
+
+    @property
+    def splits_known(self) -> bool:
+        """Whether the index knows which real rows are training rows (runs started before it
+        did have one index over all real rows)."""
+        return getattr(self, "n_train_", None) is not None
+
+    def nearest_held_out(self, df: pd.DataFrame) -> np.ndarray:
+        """Distance to the nearest validation or holdout row (inf when there is none)."""
+        if not self.splits_known:
+            raise ValueError("this leakage index does not know the training split")
+        if df.empty:
+            return np.zeros(0)
+        if self.held_nn_ is None:
+            return np.full(len(df), np.inf)
+        d, _ = self.held_nn_.kneighbors(self.space.transform(df))
         return d[:, 0]
 
 
@@ -103,6 +128,7 @@ class ValidationContext:
     previous: pd.DataFrame | None = None
     near_distance: float = 0.01
     space: FeatureSpace | None = None
+    keep_training_copies: bool = False
 
     def __post_init__(self):
         if self.space is None:
@@ -146,7 +172,8 @@ class RegionCheck:
 
 
 class LeakageCheck:
-    """Exact and near copies of real rows (train, validation or holdout features)."""
+    """Exact and near copies of real rows (train, validation or holdout features); with
+    ``ctx.keep_training_copies``, of validation and holdout rows only."""
 
     name = "leakage"
     violation = False
@@ -154,6 +181,8 @@ class LeakageCheck:
     def check(self, batch: pd.DataFrame, ctx: ValidationContext) -> dict[str, np.ndarray]:
         if ctx.leakage is None:
             dist = np.full(len(batch), np.inf)
+        elif ctx.keep_training_copies and ctx.leakage.splits_known:
+            dist = ctx.leakage.nearest_held_out(batch)
         else:
             dist = ctx.leakage.nearest(batch)
         return {"exact_copy_of_real": dist <= 1e-12, "near_copy_of_real": dist < ctx.near_distance}
@@ -238,9 +267,11 @@ def validate_batch(
     near_distance: float,
     space: FeatureSpace,
     extra=(),
+    keep_training_copies: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """(valid rows, rejected rows with a ``_sl_reject`` reason, counts per check): the
     built-in checks, then the ``extra`` validators."""
     ctx = ValidationContext(schema=schema, rules=list(rules), leakage=leakage, previous=previous,
-                            near_distance=near_distance, space=space)
+                            near_distance=near_distance, space=space,
+                            keep_training_copies=keep_training_copies)
     return run_validators(batch, [*BUILTIN_VALIDATORS, *extra], ctx)
