@@ -28,13 +28,19 @@ def real() -> pd.DataFrame:
     return df
 
 
-def check(real, batch):
-    spec = validate_spec({"data": {"source": "x.csv", "target": "y"}})
-    schema = infer_schema(real, spec)
-    space = FeatureSpace(schema)
-    index = LeakageIndex(space, real)
+def schema_and_space(real):
+    schema = infer_schema(real, validate_spec({"data": {"source": "x.csv", "target": "y"}}))
+    return schema, FeatureSpace(schema)
+
+
+def check(real, batch, n_train=None, keep_training_copies=False):
+    """validate_batch with the real rows as the leakage index (the first n_train of them the
+    training split)."""
+    schema, space = schema_and_space(real)
+    index = LeakageIndex(space, real, n_train=n_train)
     batch = batch.assign(_sl_region="True")
-    return validate_batch(batch, schema, [], index, None, 0.01, space)
+    return validate_batch(batch, schema, [], index, None, 0.01, space,
+                          keep_training_copies=keep_training_copies)
 
 
 def test_exact_and_near_copies_are_rejected(real):
@@ -63,24 +69,19 @@ def test_an_outlier_does_not_make_distinct_rows_copies(real):
 
 
 def test_keep_training_copies_keeps_copies_of_training_rows_only(real):
-    # Setup: the first 300 real rows are the training split, the last 100 held out
-    spec = validate_spec({"data": {"source": "x.csv", "target": "y"}})
-    schema = infer_schema(real, spec)
-    space = FeatureSpace(schema)
-    index = LeakageIndex(space, real, n_train=300)
-    # (training rows far from every held-out row: some real rows are near copies of others)
+    # Setup: the first 300 real rows are the training split, the last 100 held out; two
+    # training rows far from every held-out row (some real rows are near copies of others)
+    _, space = schema_and_space(real)
     held_out = LeakageIndex(space, real.iloc[300:])
     far = [i for i in range(300) if held_out.nearest(real.iloc[[i]])[0] > 0.05][:2]
     of_train = real.iloc[[far[0]]].copy()
     near_train = real.iloc[[far[1]]].copy()
     near_train["tsh"] = near_train["tsh"] * 1.001
     of_held_out = real.iloc[[350]].copy()
-    batch = pd.concat([of_train, near_train, of_held_out], ignore_index=True).assign(
-        _sl_region="True")
+    batch = pd.concat([of_train, near_train, of_held_out], ignore_index=True)
 
-    kept, rejected, counts = validate_batch(batch, schema, [], index, None, 0.01, space,
-                                            keep_training_copies=True)
-    refused_all = validate_batch(batch, schema, [], index, None, 0.01, space)[1]
+    kept, rejected, counts = check(real, batch, n_train=300, keep_training_copies=True)
+    refused_all = check(real, batch, n_train=300)[1]
 
     # Assert: the two copies of training rows are kept, the held-out row's copy is not
     assert kept.index.tolist() == [0, 1]
@@ -90,14 +91,7 @@ def test_keep_training_copies_keeps_copies_of_training_rows_only(real):
 
 
 def test_keep_training_copies_on_an_index_without_splits_refuses_every_copy(real):
-    spec = validate_spec({"data": {"source": "x.csv", "target": "y"}})
-    schema = infer_schema(real, spec)
-    space = FeatureSpace(schema)
-    index = LeakageIndex(space, real)  # as runs built it before it knew the training split
-    batch = real.iloc[[10, 350]].assign(_sl_region="True")
+    # (runs built their index before it knew the training split: n_train None)
+    kept, rejected, _ = check(real, real.iloc[[10, 350]], keep_training_copies=True)
 
-    kept, rejected, _ = validate_batch(batch, schema, [], index, None, 0.01, space,
-                                       keep_training_copies=True)
-
-    assert not index.splits_known
     assert kept.empty and len(rejected) == 2
