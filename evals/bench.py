@@ -586,11 +586,17 @@ def _clashing_methods(merged: pd.DataFrame, frame: pd.DataFrame) -> set[str]:
 def run_bench(suite_name: str, data_dir: Path, out_dir: Path, seeds: int = 5,
               methods: list[str] | None = None, ctx: dict | None = None,
               progress: Callable[[str], None] | None = None,
-              variants: list[str] | None = None) -> pd.DataFrame:
+              variants: list[str] | None = None, first_seed: int = 0) -> pd.DataFrame:
+    """Run ``methods`` on seeds first_seed .. first_seed + seeds - 1 of ``suite_name``.
+
+    A later ``first_seed`` extends an earlier bench (seeds 5..9 after 0..4): ``bench-table``
+    merges the two folders, paired by seed."""
     if suite_name not in SUITES:
         raise SpecError(f"Unknown suite {suite_name!r}; suites are: {', '.join(SUITES)}.")
     if seeds < 1:
-        raise SpecError(f"--seeds {seeds} runs nothing; give 1 or more (seeds 0..N-1).")
+        raise SpecError(f"--seeds {seeds} runs nothing; give 1 or more.")
+    if first_seed < 0:
+        raise SpecError(f"--first-seed {first_seed} is negative; seeds start at 0.")
     methods = methods or DEFAULT_METHODS
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -607,7 +613,8 @@ def run_bench(suite_name: str, data_dir: Path, out_dir: Path, seeds: int = 5,
     # bench's raw.csv can still be tabulated (`synthloop bench-table`)
     settings = {"suite": suite_name, "primary": suite.primary,
                 "average_models": suite.average_models and len(suite.models) > 1,
-                "seeds": seeds, "methods": methods, "variants": variants,
+                "seeds": seeds, "first_seed": first_seed, "methods": methods,
+                "variants": variants,
                 "synthetic_rows": int(ctx.get("synthetic_rows") or suite.synthetic_rows),
                 "llm": ctx.get("llm", "embedded"),
                 "loop_rows_per_iteration": int(ctx.get("loop_rows_per_iteration", 40)),
@@ -621,7 +628,7 @@ def run_bench(suite_name: str, data_dir: Path, out_dir: Path, seeds: int = 5,
     for stale in ("raw.csv", "results.csv", "paired.csv", "results.md"):
         (out_dir / stale).unlink(missing_ok=True)
     save_settings()
-    for split in suite.splits(list(range(seeds))):
+    for split in suite.splits(list(range(first_seed, first_seed + seeds))):
         if variants and split.variant not in variants:
             continue
         todo = list(methods)

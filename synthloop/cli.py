@@ -257,7 +257,10 @@ def bench(
     data_dir: Path = typer.Option(Path("../shared/bench-data"), help="The bench-data folder."),
     out: Path = typer.Option(Path("bench-results"), help="Where raw.csv, results.csv, "
                              "paired.csv, results.md, bench.json and the loops' runs/ go."),
-    seeds: int = typer.Option(5, help="How many seeds (0..N-1)."),
+    seeds: int = typer.Option(5, help="How many seeds (FIRST_SEED .. FIRST_SEED+N-1)."),
+    first_seed: int = typer.Option(
+        0, help="The first seed: --first-seed 5 --seeds 5 runs seeds 5-9, to extend an earlier "
+        "bench (`bench-table` merges the folders, paired by seed)."),
     methods: str | None = typer.Option(
         None, help="Comma-separated, from: real_only, class_weight, class_weight_tuned, smote, "
         "gaussian_copula, provided, open_loop, synthloop (default: all); also "
@@ -279,7 +282,7 @@ def bench(
     try:
         overrides = _parse_sets(set_)
         res = run_bench(
-            suite, data_dir, out, seeds=seeds,
+            suite, data_dir, out, seeds=seeds, first_seed=first_seed,
             methods=[m.strip() for m in methods.split(",")] if methods else None,
             ctx={"llm": llm, "loop_rows_per_iteration": loop_rows, "runs_dir": out / "runs",
                  "synthetic_rows": synthetic_rows, "loop_overrides": overrides},

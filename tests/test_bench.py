@@ -454,6 +454,38 @@ class TestBenchTableCommand:
         again = CliRunner().invoke(app, ["bench-table", str(tmp_path / "merged")])
         assert again.exit_code == 0 and again.stdout == result.stdout
 
+    def test_a_later_first_seed_extends_a_bench_as_one_longer_bench(self, tmp_path,
+                                                                     monkeypatch):
+        from typer.testing import CliRunner
+
+        from synthloop.cli import app
+        from synthloop.evals import bench
+
+        monkeypatch.setitem(bench.SUITES, "toy", _toy_suite)
+        methods = ["real_only", "smote"]
+        run_bench("toy", tmp_path, tmp_path / "all", seeds=3, methods=methods)
+        run_bench("toy", tmp_path, tmp_path / "first", seeds=2, methods=methods)
+        cli = CliRunner().invoke(app, ["bench", "toy", "--data-dir", str(tmp_path), "--out",
+                                       str(tmp_path / "later"), "--seeds", "1",
+                                       "--first-seed", "2", "--methods", "smote,real_only"])
+        merged = CliRunner().invoke(app, ["bench-table", str(tmp_path / "first"),
+                                          str(tmp_path / "later"), "--out",
+                                          str(tmp_path / "merged")])
+
+        assert cli.exit_code == 0, cli.output
+        later = json.loads((tmp_path / "later" / "bench.json").read_text())
+        assert later["first_seed"] == 2 and later["seeds"] == 1
+        assert set(pd.read_csv(tmp_path / "later" / "raw.csv")["seed"]) == {2}
+        assert merged.exit_code == 0, merged.output
+        cols = ["method", "model", "metric", "seed", "value"]
+        one = pd.read_csv(tmp_path / "all" / "raw.csv")[cols].sort_values(cols[:4])
+        two = pd.read_csv(tmp_path / "merged" / "raw.csv")[cols].sort_values(cols[:4])
+        assert len(one) == len(two) and set(two["seed"]) == {0, 1, 2}
+        assert np.allclose(one["value"].to_numpy(), two["value"].to_numpy())
+        bad = CliRunner().invoke(app, ["bench", "toy", "--data-dir", str(tmp_path), "--out",
+                                       str(tmp_path / "neg"), "--first-seed", "-1"])
+        assert bad.exit_code == 2 and "--first-seed -1 is negative" in bad.output
+
     def test_a_label_keeps_a_baseline_run_with_other_options_apart(self, tmp_path,
                                                                     monkeypatch):
         from typer.testing import CliRunner
