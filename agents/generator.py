@@ -210,6 +210,32 @@ def repair_ranges(df: pd.DataFrame, fallback: pd.DataFrame, schema: TableSchema,
     return out, repaired
 
 
+def plan_jobs(regions: list[Region], n_rows: int, contrast_share: float,
+              classes: list[str]) -> list[tuple[Region, int, bool]]:
+    """(region, rows, counter-examples?) for each piece of a batch: ``n_rows`` shared over
+    ``regions`` by their error counts, and ``contrast_share`` of each region's rows given to
+    the other class(es) inside the same region (binary: the other class; multiclass: the
+    classes in turn)."""
+    if not regions or n_rows <= 0:
+        return []
+    weights = np.array([max(r.errors, 1) for r in regions], dtype=float)
+    shares = np.floor(weights / weights.sum() * n_rows).astype(int)
+    shares[np.argmax(weights)] += n_rows - shares.sum()
+    jobs: list[tuple[Region, int, bool]] = []
+    for region, want in zip(regions, shares):
+        n_contrast = int(round(want * contrast_share))
+        jobs.append((region, int(want) - n_contrast, False))
+        others = [c for c in classes if c != region.label]
+        if n_contrast and others:
+            for j, other in enumerate(others):
+                part = n_contrast // len(others) + (1 if j < n_contrast % len(others) else 0)
+                if part:
+                    jobs.append((region.model_copy(update={"label": other,
+                                                           "id": f"{region.id}-{other}"}), part,
+                                 True))
+    return [j for j in jobs if j[1] > 0]
+
+
 def generate_batch(
     client: LLMClient,
     prompt: PromptVersion,
@@ -242,23 +268,7 @@ def generate_batch(
              "failure_reasons": []}
     if not regions or n_rows <= 0:
         return pd.DataFrame(), stats
-    weights = np.array([max(r.errors, 1) for r in regions], dtype=float)
-    shares = np.floor(weights / weights.sum() * n_rows).astype(int)
-    shares[np.argmax(weights)] += n_rows - shares.sum()
-    jobs: list[tuple[Region, int, bool]] = []  # (region, rows, counter-examples?)
-    for region, want in zip(regions, shares):
-        n_contrast = int(round(want * contrast_share))
-        jobs.append((region, int(want) - n_contrast, False))
-        others = [c for c in schema.classes if c != region.label]
-        if n_contrast and others:
-            # binary: the other class; multiclass: the rest of the region's rows go to the
-            # classes in turn
-            for j, other in enumerate(others):
-                part = n_contrast // len(others) + (1 if j < n_contrast % len(others) else 0)
-                if part:
-                    jobs.append((region.model_copy(update={"label": other,
-                                                           "id": f"{region.id}-{other}"}), part,
-                                 True))
+    jobs = plan_jobs(regions, n_rows, contrast_share, schema.classes)
     bounds = (plausible_bounds(train, schema, schema.feature_names(), plausible_quantile)
               if repair else {})
     frames = []

@@ -14,7 +14,6 @@ import logging
 import os
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -320,7 +319,7 @@ def m_smote(suite: Suite, split: BenchSplit, n: int, ctx: dict) -> Augmented:
 def m_gaussian_copula(suite: Suite, split: BenchSplit, n: int, ctx: dict) -> Augmented:
     """A Gaussian copula fitted per class (categories as codes), sampled to balance classes
     up to ``n`` rows in all; on balanced data, ``n`` rows split evenly over the classes."""
-    from copulas.multivariate import GaussianMultivariate
+    from synthloop.tools.copula import sample_copula
 
     tr = _impute(split.train, suite.target)
     y = tr[suite.target].astype(str)
@@ -334,27 +333,9 @@ def m_gaussian_copula(suite: Suite, split: BenchSplit, n: int, ctx: dict) -> Aug
         k = int(round(n * k / total)) if total > n else k
         if k <= 0:
             continue
-        part = tr[y == c].drop(columns=[suite.target])
-        codes = {}
-        enc = part.copy()
-        for col in enc.columns:
-            if enc[col].dtype == object:
-                cats = sorted(enc[col].unique())
-                codes[col] = cats
-                enc[col] = enc[col].map({v: i for i, v in enumerate(cats)}).astype(float)
-        const = [col for col in enc.columns if enc[col].nunique() <= 1]
-        model = GaussianMultivariate(random_state=split.seed)
-        with warnings.catch_warnings():  # copulas tries every marginal family; misfits warn
-            warnings.simplefilter("ignore", RuntimeWarning)
-            model.fit(enc.drop(columns=const))
-        sample = model.sample(k)
-        for col in const:
-            sample[col] = enc[col].iloc[0]
-        for col, cats in codes.items():
-            idx = np.clip(np.round(sample[col].to_numpy(float)), 0, len(cats) - 1).astype(int)
-            sample[col] = [cats[i] for i in idx]
+        sample = sample_copula(tr[y == c].drop(columns=[suite.target]), k, split.seed)
         sample[suite.target] = c
-        frames.append(sample[list(part.columns) + [suite.target]])
+        frames.append(sample)
     out = pd.concat([split.train, *frames], ignore_index=True) if frames else split.train
     return Augmented(out)
 

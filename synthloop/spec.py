@@ -133,7 +133,8 @@ class NoiseSpec(_Section):
 
 class GeneratorSpec(_Section):
     kind: str = Field("llm", description="The row generator: 'llm' (the LLM writes rows for the "
-                      "regions) or one a plugin registered.")
+                      "regions), 'copula' (a Gaussian copula of the region's real rows; needs "
+                      "the bench extra) or one a plugin registered.")
     params: dict[str, Any] = Field(default_factory=dict, description="Passed to the generator.")
     temperature: float = Field(0.8, ge=0, le=2)
     few_shot: int = Field(3, ge=1, le=20, description="Real exemplars shown per call.")

@@ -164,6 +164,7 @@ def register_builtins(registry: Registry) -> None:
     from synthloop.data import BUILTIN_LOADERS
     from synthloop.evals.classification import PRIMARY_METRICS
     from synthloop.tools.constraints import BUILTIN_FUNCTIONS
+    from synthloop.tools.copula import CopulaRowGenerator
     from synthloop.tools.error_analysis import TreeAnalyser
     from synthloop.tools.noise import TypoMissingNoise
     from synthloop.tools.training import BUILTIN_MODELS
@@ -174,6 +175,7 @@ def register_builtins(registry: Registry) -> None:
     for name, metric in PRIMARY_METRICS.items():
         registry.add("metric", name, metric)
     registry.add("generator", "llm", LLMRowGenerator)
+    registry.add("generator", "copula", CopulaRowGenerator)
     for validator in BUILTIN_VALIDATORS:
         registry.add("validator", validator.name, validator)
     for name, fn in BUILTIN_FUNCTIONS.items():
