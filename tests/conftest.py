@@ -1,4 +1,5 @@
-"""Fixtures: the small real data set as a frame and as a CSV, and a spec dict for it."""
+"""Fixtures: the small real data set as a frame and as a CSV, a spec dict for it, and its
+inferred schema and conformed frame."""
 
 from __future__ import annotations
 
@@ -41,3 +42,20 @@ def traced_run(tmp_path_factory) -> tuple[Path, dict]:
     from tests.trace_support import make_traced_run
 
     return make_traced_run(tmp_path_factory.mktemp("traced"))
+
+
+@pytest.fixture
+def schema(spec_dict, cancer_df):
+    """The schema inferred from the cancer data under the base spec."""
+    from synthloop.data import infer_schema
+    from tests.support import make_spec
+
+    return infer_schema(cancer_df, make_spec(spec_dict))
+
+
+@pytest.fixture
+def train(cancer_df, schema):
+    """The cancer data conformed to its schema, as the loop's training rows."""
+    from synthloop.data import conform
+
+    return conform(cancer_df, schema)

@@ -8,7 +8,6 @@ import pytest
 
 from synthloop.agents.generator import GenerationRequest, plan_jobs
 from synthloop.agents.prompts import INITIAL_INSTRUCTION, PromptVersion
-from synthloop.data import conform, infer_schema
 from synthloop.errors import SpecError
 from synthloop.spec import GeneratorSpec, validate_spec
 from synthloop.tools.constraints import evaluate_region
@@ -21,16 +20,6 @@ from tests.support import make_spec, run
 pytest.importorskip("copulas")
 
 RULE = "mean_radius > 15 and worst_concave_points <= 0.2"
-
-
-@pytest.fixture
-def schema(spec_dict, cancer_df):
-    return infer_schema(cancer_df, make_spec(spec_dict))
-
-
-@pytest.fixture
-def train(cancer_df, schema):
-    return conform(cancer_df, schema)
 
 
 def region(rule=RULE, conditions=None) -> Region:

@@ -12,7 +12,6 @@ import yaml
 
 from synthloop.agents.generator import PROVENANCE, generate_batch
 from synthloop.agents.prompts import INITIAL_INSTRUCTION, PromptVersion
-from synthloop.data import conform, infer_schema
 from synthloop.llm import LLMClient
 from synthloop.tools.constraints import evaluate_region
 from synthloop.tools.error_analysis import Condition, Region
@@ -28,16 +27,6 @@ from tests.fakes import (
 from tests.support import make_spec, run
 
 RULE = "mean_radius > 15 and worst_concave_points <= 0.2"
-
-
-@pytest.fixture
-def schema(spec_dict, cancer_df):
-    return infer_schema(cancer_df, make_spec(spec_dict))
-
-
-@pytest.fixture
-def train(cancer_df, schema):
-    return conform(cancer_df, schema)
 
 
 def the_region() -> Region:

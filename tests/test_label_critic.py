@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthloop.data import infer_schema
 from synthloop.errors import SpecError
 from synthloop.tools.label_critic import LabelCritic, row_texts
 from tests.fakes import loop_script, rows_from_frame_reply, scripted
@@ -45,11 +44,6 @@ class NoiseEncoder:
     def embed(self, texts):
         return np.asarray([np.random.default_rng(int(hashlib.sha256(t.encode()).hexdigest()[:8],
                                                      16)).normal(size=4) for t in texts])
-
-
-@pytest.fixture
-def schema(cancer_df, spec_dict):
-    return infer_schema(cancer_df, make_spec(spec_dict))
 
 
 class TestLabelCritic:

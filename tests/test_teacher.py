@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthloop.data import infer_schema
 from synthloop.errors import SpecError
 from synthloop.tools.curation import training_frame
 from synthloop.tools.teacher import PREFIX, Teacher, expand_soft
@@ -18,11 +17,6 @@ from tests.fakes import loop_script, rows_from_frame_reply, scripted
 from tests.support import make_spec, run
 
 KINDS = ["logistic_regression", "random_forest"]
-
-
-@pytest.fixture
-def schema(cancer_df, spec_dict):
-    return infer_schema(cancer_df, make_spec(spec_dict))
 
 
 class TestExpandSoft:
