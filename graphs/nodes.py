@@ -330,11 +330,15 @@ def rewrite_targets(state: LoopState, ctx: LoopContext, targets: list, task: Rew
     """The rewrite node's update for ``targets`` (regions, or the text loop's clusters)."""
     k = state.get("iteration", 0) + 1
     current = PromptVersion.model_validate(state["prompt"])
+    # a generator that does not read the prompt (uses_prompt = False, e.g. copula) gets the
+    # template's version: its focus regions, no LLM call and no tool calls
+    reads = task is not TABULAR or getattr(
+        ctx.registry.get("generator", ctx.spec.generator.kind), "uses_prompt", True)
     # the agent's tools look at table regions; the text loop's clusters have none to call
-    tool_calls, tool_events = (agent_tool_calls(ctx, targets, k) if task is TABULAR
+    tool_calls, tool_events = (agent_tool_calls(ctx, targets, k) if task is TABULAR and reads
                                else ([], []))
     new, event = rewrite_prompt(
-        ctx.client if ctx.spec.analysis.feedback else None, current, targets,
+        ctx.client if ctx.spec.analysis.feedback and reads else None, current, targets,
         state.get("iterations", []), iteration=k,
         temperature=ctx.spec.generator.temperature,
         seed=ctx.spec.seed * 1000 + k, task=task, tool_calls=tool_calls,

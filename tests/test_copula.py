@@ -118,7 +118,7 @@ class TestCopulaRows:
 
 
 class TestCopulaLoop:
-    def test_a_loop_with_the_copula_generator_keeps_region_rows_and_asks_the_llm_for_none(
+    def test_a_loop_with_the_copula_generator_keeps_region_rows_and_calls_no_llm(
             self, spec_dict, tmp_path):
         spec = make_spec(spec_dict, budget={"max_iterations": 2},
                          generator={"kind": "copula"})
@@ -131,7 +131,9 @@ class TestCopulaLoop:
         assert set(generated["_sl_generator"]) == {"generator:copula"}
         for rule, part in generated.groupby("_sl_region"):
             assert evaluate_region(rule, part).all()
-        assert summary["usage_by_node"]["generate"]["calls"] == 0
+        # the copula reads no prompt: no LLM call at all, the prompt versions are the template's
+        assert model.calls == [] and summary["total_tokens"] == 0
+        assert {it["prompt_author"] for it in summary["iterations"]} == {"template"}
         assert summary["status"] == "finished"
 
     def test_a_bad_param_stops_the_run_before_it_starts_with_one_line(self, spec_dict,

@@ -83,9 +83,11 @@ class CopulaRowGenerator:
 
     Params: ``min_rows`` (20), the fewest real rows of the class inside a region to fit the
     copula there; with fewer it is fitted on the whole class and its rows moved into the
-    region. The spec's ``contrast_share`` applies as for the LLM generator; the prompt is not
-    used. Each row's ``_sl_exemplars`` names the real rows whose values filled the cells the
-    region forced, so validation's copy checks see them."""
+    region. The spec's ``contrast_share`` applies as for the LLM generator. It does not read
+    the prompt (``uses_prompt = False``), so the loop asks no LLM to rewrite it. Each row's
+    ``_sl_exemplars`` names the real rows whose values filled the cells the region forced."""
+
+    uses_prompt = False
 
     def __init__(self, min_rows: int = 20):
         if int(min_rows) < 2:
