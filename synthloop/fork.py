@@ -137,6 +137,10 @@ def create_fork(run_id: str, runs_dir: str | Path = "runs", *, from_iteration: i
     parent = find_run(run_id, runs_dir)
     parent_spec = load_spec(parent.root / SPEC_FILE)
     spec = _fork_spec(parent_spec, overrides)
+    if not spec.is_text:
+        from synthloop.runner import build_components
+
+        build_components(spec)  # params the fork's generator or analyser refuse: one line
     if spec.curation.label_critic and parent.exists("schema.json"):
         from synthloop.data import TableSchema
         from synthloop.tools.label_critic import check_sentences

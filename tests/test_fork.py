@@ -229,6 +229,10 @@ class TestFork:
         (["generator.temperature=9"], ["generator.temperature"]),
         (["generator.tempreature=0.5"], ["Unknown key 'generator.tempreature'",
                                          "Did you mean 'temperature'?"]),
+        (["generator.kind=copula", "generator.params={min_rows: 1}"],
+         ["generator.params.min_rows must be at least 2, not 1."]),
+        (["generator.params={depth: 3}"], ["The params of generator 'llm' (generator.params) "
+                                           "do not fit it", "takes no arguments"]),
         (["budget.patience"], ["must look like key=value"]),
         (["curation.label_critic={benign: Benign.}"], ["curation.label_critic needs one "
                                                        "sentence for each class",
