@@ -28,6 +28,7 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from synthloop.errors import DataError, SpecError
 from synthloop.evals.classification import ALL_METRICS
+from synthloop.tools.copula import impute, sample_copula
 
 log = logging.getLogger(__name__)
 
@@ -285,22 +286,10 @@ def m_class_weight_tuned(suite: Suite, split: BenchSplit, n: int, ctx: dict) -> 
     return Augmented(train, weights_of[best], detail=detail)
 
 
-def _impute(df: pd.DataFrame, target: str) -> pd.DataFrame:
-    out = df.copy()
-    for c in out.columns:
-        if c == target:
-            continue
-        if out[c].dtype == object:
-            out[c] = out[c].fillna(out[c].mode().iloc[0] if out[c].notna().any() else "missing")
-        else:
-            out[c] = out[c].fillna(out[c].median())
-    return out
-
-
 def m_smote(suite: Suite, split: BenchSplit, n: int, ctx: dict) -> Augmented:
     from imblearn.over_sampling import SMOTE, SMOTENC
 
-    tr = _impute(split.train, suite.target)
+    tr = impute(split.train, suite.target)
     X, y = tr.drop(columns=[suite.target]), tr[suite.target].astype(str)
     cat = [i for i, c in enumerate(X.columns) if X[c].dtype == object]
     k = max(1, min(5, int(y.value_counts().min()) - 1))
@@ -319,9 +308,7 @@ def m_smote(suite: Suite, split: BenchSplit, n: int, ctx: dict) -> Augmented:
 def m_gaussian_copula(suite: Suite, split: BenchSplit, n: int, ctx: dict) -> Augmented:
     """A Gaussian copula fitted per class (categories as codes), sampled to balance classes
     up to ``n`` rows in all; on balanced data, ``n`` rows split evenly over the classes."""
-    from synthloop.tools.copula import sample_copula
-
-    tr = _impute(split.train, suite.target)
+    tr = impute(split.train, suite.target)
     y = tr[suite.target].astype(str)
     counts = y.value_counts()
     need = {c: int(counts.max() - counts[c]) for c in counts.index}

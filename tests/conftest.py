@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.support import base_spec, cancer_frame
+from synthloop.data import conform, infer_schema
+from tests.support import base_spec, cancer_frame, make_spec
 
 # The tests read plain, 80-column console output and keep their LLM replies to themselves:
 # a shell or CI that exports these would otherwise colour the CLI's output (Rich reads them
@@ -47,15 +48,10 @@ def traced_run(tmp_path_factory) -> tuple[Path, dict]:
 @pytest.fixture
 def schema(spec_dict, cancer_df):
     """The schema inferred from the cancer data under the base spec."""
-    from synthloop.data import infer_schema
-    from tests.support import make_spec
-
     return infer_schema(cancer_df, make_spec(spec_dict))
 
 
 @pytest.fixture
 def train(cancer_df, schema):
     """The cancer data conformed to its schema, as the loop's training rows."""
-    from synthloop.data import conform
-
     return conform(cancer_df, schema)

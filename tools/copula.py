@@ -124,15 +124,15 @@ class CopulaRowGenerator:
             stats["rows_returned"] += len(rows)
             rng = np.random.default_rng(s)
             ex = pick_exemplars(train, schema, region, min(want, len(inside) or len(same)), rng)
-            base = ex.iloc[[i % len(ex) for i in range(len(rows))]].reset_index(drop=True)
+            ex = ex.iloc[np.arange(len(rows)) % len(ex)]  # one exemplar per row, in turn
+            base = ex.reset_index(drop=True)
             full = cast_to_schema(rows, schema)
             full = project_to_region(full, region, base, schema)
             full[schema.target] = region.label
             full["_sl_seed"] = s
             full["_sl_region"] = region.rule
             full["_sl_counterexample"] = counter
-            full["_sl_exemplars"] = [f"train:{i}" for i in ex.index[[i % len(ex)
-                                                                     for i in range(len(rows))]]]
+            full["_sl_exemplars"] = [f"train:{i}" for i in ex.index]
             frames.append(full)
         if not frames:
             return pd.DataFrame(), stats
