@@ -25,9 +25,30 @@ def loop_metric(ctx: LoopContext):
     return ctx.registry.get("metric", ctx.spec.metric.name)
 
 
+def make_analyser(spec, registry):
+    """The error analyser the spec names (``analysis.kind``), built with its params."""
+    a = spec.analysis
+    return build("error_analyser", a.kind, registry.get("error_analyser", a.kind), a.params)
+
+
+def make_generator(spec, registry):
+    """The row generator the spec names (``generator.kind``), built with its params."""
+    g = spec.generator
+    return build("generator", g.kind, registry.get("generator", g.kind), g.params)
+
+
+def build_components(spec, registry) -> None:
+    """Build the generator, noise model and error analyser the spec names, so params they
+    refuse stop a run (or fork) before its folder exists, not after its first training."""
+    from synthloop.tools.noise import make_noise
+
+    make_generator(spec, registry)
+    make_analyser(spec, registry)
+    make_noise(spec.generator.noise, registry)
+
+
 def analyser(ctx: LoopContext):
-    a = ctx.spec.analysis
-    return build("error_analyser", a.kind, ctx.registry.get("error_analyser", a.kind), a.params)
+    return make_analyser(ctx.spec, ctx.registry)
 
 
 def analyse_errors(ctx: LoopContext, rows: pd.DataFrame, proba: np.ndarray, threshold: float,
@@ -55,7 +76,7 @@ def generate_rows(ctx: LoopContext, prompt: PromptVersion, regions: list[Region]
                   ranked: list[str], run_id: str, iteration: int) -> tuple[pd.DataFrame, dict]:
     """The spec's generator's rows for ``regions``, with every provenance column set."""
     g = ctx.spec.generator
-    generator = build("generator", g.kind, ctx.registry.get("generator", g.kind), g.params)
+    generator = make_generator(ctx.spec, ctx.registry)
     request = GenerationRequest(
         client=ctx.client, prompt=prompt, regions=regions, train=ctx.frame(TRAIN),
         schema=ctx.schema, rules=list(ctx.spec.rules), n_rows=ctx.spec.budget.rows_per_iteration,

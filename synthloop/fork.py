@@ -138,9 +138,10 @@ def create_fork(run_id: str, runs_dir: str | Path = "runs", *, from_iteration: i
     parent_spec = load_spec(parent.root / SPEC_FILE)
     spec = _fork_spec(parent_spec, overrides)
     if not spec.is_text:
-        from synthloop.runner import build_components
+        from synthloop.graphs.components import build_components
+        from synthloop.tools.registry import default_registry
 
-        build_components(spec)  # params the fork's generator or analyser refuse: one line
+        build_components(spec, default_registry())  # refused params: one line, no folder
     if spec.curation.label_critic and parent.exists("schema.json"):
         from synthloop.data import TableSchema
         from synthloop.tools.label_critic import check_sentences

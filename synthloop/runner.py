@@ -62,20 +62,9 @@ def preflight(spec: LoopSpec) -> None:
         text_schema(df, spec)
         model_path()  # the packaged embedding model is installed
     else:
-        build_components(spec)
+        from synthloop.graphs.components import build_components
 
-
-def build_components(spec: LoopSpec) -> None:
-    """Build the generator, noise model and error analyser the spec names with its params, so
-    params they refuse stop the run here, not after its first training."""
-    from synthloop.tools.noise import make_noise
-    from synthloop.tools.registry import build
-
-    reg = default_registry()
-    g, a = spec.generator, spec.analysis
-    build("generator", g.kind, reg.get("generator", g.kind), g.params)
-    build("error_analyser", a.kind, reg.get("error_analyser", a.kind), a.params)
-    make_noise(g.noise, reg)
+        build_components(spec, default_registry())
 
 
 def execute(store: RunStore, spec: LoopSpec, *, resume: bool,
