@@ -104,8 +104,7 @@ class CopulaRowGenerator:
         )
 
         schema, train = request.schema, request.train
-        stats = {"calls": 0, "llm_failures": 0, "rows_returned": 0, "cells_repaired": 0,
-                 "failure_reasons": [], "fitted_on_class": 0}
+        stats = {"calls": 0, "rows_returned": 0, "failure_reasons": [], "fitted_on_class": 0}
         features = schema.feature_names()
         frames = []
         for region, want, counter in plan_jobs(request.regions, request.n_rows,
@@ -118,7 +117,7 @@ class CopulaRowGenerator:
                 stats["failure_reasons"].append(f"class {region.label!r} has fewer than 2 real "
                                                 "training rows to fit a copula on")
                 continue
-            stats["fitted_on_class"] += int(fit_on is same and region.conditions != [])
+            stats["fitted_on_class"] += int(fit_on is not inside)
             stats["calls"] += 1
             rows = sample_copula(impute(fit_on[features]), want, s, clip=True)
             stats["rows_returned"] += len(rows)
