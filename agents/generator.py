@@ -69,13 +69,28 @@ def choose_columns(schema: TableSchema, region: Region, ranked: list[str],
     return [n for n in names if n in chosen]
 
 
+# with generator.exemplars: hard, every row's chance is its hardness plus this floor, so a
+# region whose rows the model all gets right still yields exemplars
+HARD_FLOOR = 0.01
+
+
 def pick_exemplars(train: pd.DataFrame, schema: TableSchema, region: Region, k: int,
-                   rng: np.random.Generator) -> pd.DataFrame:
-    same_label = train[train[schema.target].astype(str) == region.label]
-    inside = same_label[evaluate_region(region.rule, same_label)] if region.conditions else same_label
-    pool = inside if len(inside) >= k else (inside if len(inside) else same_label)
-    take = rng.choice(len(pool), size=min(k, len(pool)), replace=False)
-    return pool.iloc[np.sort(take)]
+                   rng: np.random.Generator, hardness: np.ndarray | None = None) -> pd.DataFrame:
+    """``k`` real rows of the region's class inside it (of the whole class when it holds none),
+    drawn uniformly, or with ``hardness`` (one value per row of ``train``: how wrong the model
+    is on it out of fold) in proportion to hardness + ``HARD_FLOOR``."""
+    same = (train[schema.target].astype(str) == region.label).to_numpy()
+    pos = np.flatnonzero(same)
+    if region.conditions:
+        inside = pos[evaluate_region(region.rule, train.iloc[pos])]
+        if len(inside):
+            pos = inside
+    p = None
+    if hardness is not None:
+        w = np.clip(np.asarray(hardness, float)[pos], 0, None) + HARD_FLOOR
+        p = w / w.sum()
+    take = rng.choice(len(pos), size=min(k, len(pos)), replace=False, p=p)
+    return train.iloc[pos[np.sort(take)]]
 
 
 def _fmt_row(row: pd.Series, columns: list[str], schema: TableSchema) -> str:
@@ -257,6 +272,7 @@ def generate_batch(
     plausible_quantile: float = 0.0,
     iteration: int,
     seed: int,
+    hardness: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Candidate rows for ``regions`` (shares by error count) and the generation stats.
 
@@ -278,7 +294,7 @@ def generate_batch(
             k = int(min(rows_per_call, want - ci * rows_per_call))
             s = call_seed(seed, iteration, region.id, ci)
             rng = np.random.default_rng(s)
-            ex = pick_exemplars(train, schema, region, few_shot, rng)
+            ex = pick_exemplars(train, schema, region, few_shot, rng, hardness)
             request = generation_request(schema, rules, region, ex, columns, k)
             stats["calls"] += 1
             try:
@@ -370,6 +386,9 @@ class GenerationRequest:
     run_id: str
     iteration: int
     seed: int
+    # with generator.exemplars: hard, per row of ``train``, how wrong the loop's model is on it
+    # out of fold (1 - p(its class)); None draws exemplars uniformly
+    hardness: np.ndarray | None = None
 
 
 class LLMRowGenerator:
@@ -385,5 +404,5 @@ class LLMRowGenerator:
             columns_per_row=g.columns_per_row, ranked_columns=request.ranked_columns,
             run_id=request.run_id, iteration=request.iteration, seed=request.seed,
             contrast_share=g.contrast_share, repair=g.repair_out_of_range,
-            plausible_quantile=g.plausible_quantile,
+            plausible_quantile=g.plausible_quantile, hardness=request.hardness,
         )

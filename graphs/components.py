@@ -81,7 +81,7 @@ def generate_rows(ctx: LoopContext, prompt: PromptVersion, regions: list[Region]
         client=ctx.client, prompt=prompt, regions=regions, train=ctx.frame(TRAIN),
         schema=ctx.schema, rules=list(ctx.spec.rules), n_rows=ctx.spec.budget.rows_per_iteration,
         settings=g, ranked_columns=ranked, run_id=run_id, iteration=iteration,
-        seed=ctx.spec.seed)
+        seed=ctx.spec.seed, hardness=ctx.train_hardness() if g.exemplars == "hard" else None)
     batch, stats = generator.generate(request)
     stats = {**STAT_DEFAULTS, **(stats or {})}
     return stamp(batch, ctx, g.kind, prompt, run_id, iteration), stats

@@ -56,6 +56,21 @@ class LoopContext:
         return TableSchema.model_validate(self.store.read_json(SCHEMA))
 
     @cached_property
+    def train_oof(self) -> np.ndarray:
+        """Out-of-fold probabilities of the spec's model over the real training rows (3 folds,
+        seeded by the spec): the same for every iteration of a run, so computed once."""
+        from synthloop.tools.training import make_estimator, out_of_fold_proba
+
+        est = make_estimator(self.spec.model, self.spec.seed, self.registry)
+        return out_of_fold_proba(est, self.schema, self.frame(TRAIN), self.spec.seed)
+
+    def train_hardness(self) -> np.ndarray:
+        """Per real training row, how wrong the model is on it out of fold: 1 - p(its class)."""
+        y = self.frame(TRAIN)[self.schema.target].astype(str).to_numpy()
+        col = np.array([self.schema.classes.index(v) for v in y])
+        return 1.0 - self.train_oof[np.arange(len(y)), col]
+
+    @cached_property
     def embedder(self):
         """The sentence embedder (the text loop's, and the label critic's), caching on disk in
         the run folder."""

@@ -55,7 +55,6 @@ from synthloop.tools.error_analysis import Region, analysis_threshold
 from synthloop.tools.training import (
     TabularModel,
     make_estimator,
-    out_of_fold_proba,
     stratified_folds,
 )
 from synthloop.tools.validation import FeatureSpace, LeakageIndex, validate_batch
@@ -255,8 +254,7 @@ def analyse(state: LoopState, ctx: LoopContext) -> dict:
     val = ctx.frame(VALIDATION)
     val_proba = model.predict_proba(val)
     tr = ctx.frame(TRAIN)
-    est = make_estimator(spec.model, spec.seed, ctx.registry)
-    oof = out_of_fold_proba(est, schema, tr, spec.seed)
+    oof = ctx.train_oof
     rows = pd.concat([val, tr], ignore_index=True)
     proba = np.vstack([val_proba, oof])
     pos = schema.classes.index(schema.positive_class)

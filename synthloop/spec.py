@@ -138,6 +138,13 @@ class GeneratorSpec(_Section):
     params: dict[str, Any] = Field(default_factory=dict, description="Passed to the generator.")
     temperature: float = Field(0.8, ge=0, le=2)
     few_shot: int = Field(3, ge=1, le=20, description="Real exemplars shown per call.")
+    exemplars: Literal["random", "hard"] = Field(
+        "random",
+        description="How each call's exemplars are drawn from the region's real rows of its "
+        "class: 'random' (uniformly), or 'hard' (in proportion to how wrong the loop's model "
+        "is on the row out of fold, 1 - p(its class), plus 0.01): the rows the model misses "
+        "seed the rows written for it.",
+    )
     rows_per_call: int = Field(4, ge=1, le=20)
     max_tokens_per_call: int = Field(600, ge=32)
     columns_per_row: int | None = Field(

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from synthloop.agents.generator import PROVENANCE, generate_batch
+from synthloop.agents.generator import HARD_FLOOR, PROVENANCE, generate_batch, pick_exemplars
 from synthloop.agents.prompts import INITIAL_INSTRUCTION, PromptVersion
+from synthloop.data import infer_schema
 from synthloop.llm import LLMClient
 from synthloop.tools.constraints import evaluate_region
 from synthloop.tools.error_analysis import Condition, Region
@@ -249,3 +250,82 @@ class TestProvenanceInTheLoop:
         assert any(region_conditions(r) for r in kept["_sl_region"])
         assert (kept["diagnosis"] != "benign").any()
         assert np.isin(kept["_sl_iteration"], [1, 2]).all()
+
+
+class TestHardExemplars:
+    """``generator.exemplars: hard`` draws each call's exemplars in proportion to how wrong the
+    model is on them out of fold: the rows the model misses seed the rows written for it."""
+
+    def region_rows(self, schema, train) -> np.ndarray:
+        same = np.flatnonzero((train[schema.target] == "malignant").to_numpy())
+        return same[evaluate_region(RULE, train.iloc[same])]
+
+    def test_the_hard_rows_are_drawn_far_more_often_than_the_rest(self, schema, train):
+        # Setup: three rows of the region the model misses, the rest it gets right
+        inside = self.region_rows(schema, train)
+        assert len(inside) >= 15  # (the fixture's region holds enough rows to tell)
+        hard = inside[:3]
+        hardness = np.zeros(len(train))
+        hardness[hard] = 0.9
+
+        # Run: 300 one-exemplar draws each way
+        def share_hard(h):
+            picks = [pick_exemplars(train, schema, the_region(), 1,
+                                    np.random.default_rng(i), h).index[0] for i in range(300)]
+            return np.isin(picks, train.index[hard]).mean()
+
+        # Assert: uniform draws hit them at about their share of the region; hard draws at
+        # about 3 * 0.91 / (3 * 0.91 + the rest * 0.01)
+        expected = 3 * 0.91 / (3 * 0.91 + (len(inside) - 3) * HARD_FLOOR)
+        assert share_hard(None) < 0.1 + 3 / len(inside)
+        assert abs(share_hard(hardness) - expected) < 0.1
+
+    def test_a_region_the_model_gets_all_right_still_yields_distinct_rows_inside_it(
+            self, schema, train):
+        ex = pick_exemplars(train, schema, the_region(), 3, np.random.default_rng(0),
+                            np.zeros(len(train)))
+        assert len(ex) == 3 and ex.index.is_unique
+        assert (ex[schema.target] == "malignant").all()
+        assert evaluate_region(RULE, ex).all()
+
+    def test_in_the_loop_the_prompts_show_the_rows_the_model_misses(self, spec_dict, tmp_path):
+        # Setup: the same one-iteration run (48 rows, 12 calls) with uniform and hard exemplars
+        from synthloop.tools.training import make_estimator, out_of_fold_proba
+
+        shown = {}
+        for kind in ("random", "hard"):
+            spec = make_spec(spec_dict, generator={"exemplars": kind},
+                             budget={"rows_per_iteration": 48, "max_synthetic_share": 0.5})
+            model = scripted(loop_script())
+
+            # Run
+            run(spec, tmp_path / kind, model, run_id="r")
+            shown[kind] = [parse_generation_request(c["user"])
+                           for c in model.calls_of("generate")]
+
+        # Assert: each exemplar shown is a real training row of the call's class inside its
+        # region; uniform draws are about as hard for the run's model out of fold
+        # (1 - p(their class)) as the rows they are drawn from, hard draws much harder
+        real = pd.read_parquet(tmp_path / "hard/r/data/real_train.parquet")
+        s = make_spec(spec_dict)
+        sch = infer_schema(real, s)
+        oof = out_of_fold_proba(make_estimator(s.model, s.seed), sch, real, s.seed)
+        y = real["diagnosis"].astype(str).to_numpy()
+        hardness = 1 - oof[np.arange(len(y)), [sch.classes.index(v) for v in y]]
+        X = real[[c.name for c in shown["hard"][0].columns]].to_numpy(float)
+
+        def excess(requests):
+            """Mean hardness of the exemplars shown minus that of the rows they came from."""
+            out = []
+            for req in requests:
+                pool = (y == req.label) & evaluate_region(req.region, real)
+                for row in req.exemplars:
+                    d = np.abs(X - np.asarray(row, float)).max(axis=1)
+                    assert d.min() < 1e-3 and pool[d.argmin()]
+                    out.append(hardness[d.argmin()] - hardness[pool].mean())
+            return float(np.mean(out))
+
+        assert len(shown["hard"]) >= 10
+        uniform, hard = excess(shown["random"]), excess(shown["hard"])
+        assert abs(uniform) < 0.05
+        assert hard > 0.07 and hard > uniform + 0.03

@@ -122,7 +122,8 @@ class CopulaRowGenerator:
             rows = sample_copula(impute(fit_on[features]), want, s, clip=True)
             stats["rows_returned"] += len(rows)
             rng = np.random.default_rng(s)
-            ex = pick_exemplars(train, schema, region, min(want, len(inside) or len(same)), rng)
+            ex = pick_exemplars(train, schema, region, min(want, len(inside) or len(same)), rng,
+                                request.hardness)
             ex = ex.iloc[np.arange(len(rows)) % len(ex)]  # one exemplar per row, in turn
             base = ex.reset_index(drop=True)
             full = cast_to_schema(rows, schema)
