@@ -72,11 +72,33 @@ def analyse_errors(ctx: LoopContext, rows: pd.DataFrame, proba: np.ndarray, thre
     return regions[: ctx.spec.analysis.max_regions], dict(summary)
 
 
+WHOLE_CLASS = "True"
+
+
+def with_explore(regions: list[Region], label: str, share: float,
+                 support: int = 0) -> list[Region]:
+    """``regions`` plus the whole class of ``label`` (rule ``True``), weighted so that it gets
+    ``share`` of the batch (the generators share a batch over regions by their error counts);
+    at share 1 the whole class alone. Unchanged when share is 0 or the whole class is already
+    a region (the open loop, or every region set aside)."""
+    if share <= 0 or not regions or any(r.rule == WHOLE_CLASS for r in regions):
+        return regions
+    targeted = sum(max(r.errors, 1) for r in regions)
+    errors = targeted if share >= 1 else max(1, round(targeted * share / (1 - share)))
+    whole = Region(id="all", rule=WHOLE_CLASS, conditions=[], label=label, support=support,
+                   errors=int(errors), error_rate=0.0, positives=0, recall=None)
+    return [whole] if share >= 1 else [*regions, whole]
+
+
 def generate_rows(ctx: LoopContext, prompt: PromptVersion, regions: list[Region],
                   ranked: list[str], run_id: str, iteration: int) -> tuple[pd.DataFrame, dict]:
     """The spec's generator's rows for ``regions``, with every provenance column set."""
     g = ctx.spec.generator
     generator = make_generator(ctx.spec, ctx.registry)
+    if g.explore_share > 0:
+        label = ctx.schema.positive_class
+        y = ctx.frame(TRAIN)[ctx.schema.target].astype(str)
+        regions = with_explore(regions, label, g.explore_share, int((y == label).sum()))
     request = GenerationRequest(
         client=ctx.client, prompt=prompt, regions=regions, train=ctx.frame(TRAIN),
         schema=ctx.schema, rules=list(ctx.spec.rules), n_rows=ctx.spec.budget.rows_per_iteration,

@@ -160,6 +160,15 @@ class GeneratorSpec(_Section):
         description="Share of each region's rows written for the other class inside the same "
         "region (counter-examples that keep the decision boundary in place). 0: none.",
     )
+    explore_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of each batch written for the whole class (the region 'True', "
+        "untargeted) beside the error regions, counter-examples included as for a region: "
+        "coverage of the class as well as its errors. 0: every row is aimed at an error "
+        "region; 1: none is (the open loop's rows, with the loop's feedback on when to stop).",
+    )
     repair_out_of_range: bool = Field(
         True,
         description="Replace a written number outside its column's range by the exemplar's value "

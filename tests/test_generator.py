@@ -329,3 +329,59 @@ class TestHardExemplars:
         uniform, hard = excess(shown["random"]), excess(shown["hard"])
         assert abs(uniform) < 0.05
         assert hard > 0.07 and hard > uniform + 0.03
+
+
+class TestExploreShare:
+    """``generator.explore_share`` gives that share of each batch to the whole class (rule
+    ``True``) beside the error regions: coverage of the class as well as its errors."""
+
+    def rows_by_rule(self, regions, n_rows=40):
+        from synthloop.agents.generator import plan_jobs
+
+        out: dict[str, int] = {}
+        for region, want, _ in plan_jobs(regions, n_rows, 0.5, ["benign", "malignant"]):
+            out[region.rule] = out.get(region.rule, 0) + want
+        return out
+
+    def test_the_whole_class_gets_its_share_of_the_batch(self):
+        from synthloop.graphs.components import with_explore
+
+        other = the_region().model_copy(update={"id": "r2", "rule": "mean_radius <= 15",
+                                                "errors": 5})
+        regions = [the_region(), other]
+        half = self.rows_by_rule(with_explore(regions, "malignant", 0.5, 200))
+        quarter = self.rows_by_rule(with_explore(regions, "malignant", 0.25, 200))
+
+        assert sum(half.values()) == sum(quarter.values()) == 40
+        # (to a row: the generators floor each region's share, the remainder to the largest)
+        assert abs(half["True"] - 20) <= 1 and abs(quarter["True"] - 10) <= 1
+        # the error regions keep their proportions (10 : 5 errors) in the rest
+        assert half[RULE] > half["mean_radius <= 15"] > 0
+        assert self.rows_by_rule(with_explore(regions, "malignant", 1.0, 200)) == {"True": 40}
+        assert with_explore(regions, "malignant", 0.0) == regions
+        whole = [the_region().model_copy(update={"rule": "True", "conditions": []})]
+        assert with_explore(whole, "malignant", 0.5) == whole  # (the open loop's already)
+
+    def test_in_the_loop_half_of_each_batch_is_written_for_the_whole_class(
+            self, spec_dict, tmp_path):
+        # Setup: the same one-iteration run (48 rows) without and with exploration
+        shares = {}
+        for share in (0.0, 0.5):
+            spec = make_spec(spec_dict, generator={"explore_share": share},
+                             budget={"max_iterations": 1, "rows_per_iteration": 48,
+                                     "max_synthetic_share": 0.5})
+
+            # Run
+            run(spec, tmp_path / str(share), scripted(loop_script()), run_id="r")
+            batch = pd.read_parquet(tmp_path / f"{share}/r/data/batches/"
+                                    "iter_001_generated.parquet")
+            shares[share] = batch
+
+        # Assert: with 0.5, half the rows are the whole class's, of both classes (its
+        # counter-examples), the rest lie in the error regions; with 0, none is
+        assert not (shares[0.0]["_sl_region"] == "True").any()
+        explored = shares[0.5][shares[0.5]["_sl_region"] == "True"]
+        assert len(explored) == 24 and len(shares[0.5]) == 48
+        assert set(explored["diagnosis"]) == {"benign", "malignant"}
+        rest = shares[0.5][shares[0.5]["_sl_region"] != "True"]
+        assert rest["_sl_region"].map(region_conditions).all()
