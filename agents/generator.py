@@ -86,8 +86,12 @@ def pick_exemplars(train: pd.DataFrame, schema: TableSchema, region: Region, k: 
         if len(inside):
             pos = inside
     p = None
-    if hardness is not None:
-        w = np.clip(np.asarray(hardness, float)[pos], 0, None) + HARD_FLOOR
+    if hardness is not None and len(pos):
+        if len(hardness) != len(train):
+            raise ValueError(f"hardness holds {len(hardness)} values for {len(train)} training "
+                             "rows; give one per row of train")
+        h = np.nan_to_num(np.asarray(hardness, float)[pos], nan=0.0)
+        w = np.clip(h, 0, 1) + HARD_FLOOR
         p = w / w.sum()
     take = rng.choice(len(pos), size=min(k, len(pos)), replace=False, p=p)
     return train.iloc[pos[np.sort(take)]]

@@ -73,40 +73,73 @@ def analyse_errors(ctx: LoopContext, rows: pd.DataFrame, proba: np.ndarray, thre
 
 
 WHOLE_CLASS = "True"
+EXPLORE_ID = "all"
 
 
-def with_explore(regions: list[Region], label: str, share: float,
-                 support: int = 0) -> list[Region]:
-    """``regions`` plus the whole class of ``label`` (rule ``True``), weighted so that it gets
-    ``share`` of the batch (the generators share a batch over regions by their error counts);
-    at share 1 the whole class alone. Unchanged when share is 0 or the whole class is already
-    a region (the open loop, or every region set aside)."""
-    if share <= 0 or not regions or any(r.rule == WHOLE_CLASS for r in regions):
-        return regions
-    targeted = sum(max(r.errors, 1) for r in regions)
-    errors = targeted if share >= 1 else max(1, round(targeted * share / (1 - share)))
-    whole = Region(id="all", rule=WHOLE_CLASS, conditions=[], label=label, support=support,
-                   errors=int(errors), error_rate=0.0, positives=0, recall=None)
-    return [whole] if share >= 1 else [*regions, whole]
+def whole_class(label: str, support: int) -> Region:
+    """The region ``True`` of class ``label``: the part of a batch ``explore_share`` gives to
+    the whole class (id ``all``, so its calls have their own seeds)."""
+    return Region(id=EXPLORE_ID, rule=WHOLE_CLASS, conditions=[], label=label, support=support,
+                  errors=0, error_rate=0.0, positives=0, recall=None)
+
+
+def explore_split(n_rows: int, share: float) -> tuple[int, int]:
+    """(rows for the error regions, rows for the whole class) of a batch of ``n_rows``."""
+    explore = int(round(n_rows * share))
+    return n_rows - explore, explore
+
+
+def merge_stats(a: dict, b: dict) -> dict:
+    """Two generator calls' stats as one: counts added, lists joined."""
+    out = dict(a)
+    for key, value in b.items():
+        if isinstance(value, list):
+            out[key] = [*out.get(key, []), *value]
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = out.get(key, 0) + value
+        else:
+            out.setdefault(key, value)
+    return out
 
 
 def generate_rows(ctx: LoopContext, prompt: PromptVersion, regions: list[Region],
                   ranked: list[str], run_id: str, iteration: int) -> tuple[pd.DataFrame, dict]:
-    """The spec's generator's rows for ``regions``, with every provenance column set."""
-    g = ctx.spec.generator
+    """The spec's generator's rows for ``regions``, with every provenance column set.
+
+    With ``generator.explore_share`` that share of the batch is asked for separately, for the
+    whole class that matters, with the initial prompt (the rewritten one names the error
+    regions): its rows carry ``_sl_region`` ``True`` and prompt version 1. Not when the whole
+    class is already what the batch is for (the open loop, or every region set aside)."""
+    g, schema = ctx.spec.generator, ctx.schema
     generator = make_generator(ctx.spec, ctx.registry)
-    if g.explore_share > 0:
-        label = ctx.schema.positive_class
-        y = ctx.frame(TRAIN)[ctx.schema.target].astype(str)
-        regions = with_explore(regions, label, g.explore_share, int((y == label).sum()))
-    request = GenerationRequest(
-        client=ctx.client, prompt=prompt, regions=regions, train=ctx.frame(TRAIN),
-        schema=ctx.schema, rules=list(ctx.spec.rules), n_rows=ctx.spec.budget.rows_per_iteration,
-        settings=g, ranked_columns=ranked, run_id=run_id, iteration=iteration,
-        seed=ctx.spec.seed, hardness=ctx.train_hardness() if g.exemplars == "hard" else None)
-    batch, stats = generator.generate(request)
-    stats = {**STAT_DEFAULTS, **(stats or {})}
-    return stamp(batch, ctx, g.kind, prompt, run_id, iteration), stats
+    n_rows = ctx.spec.budget.rows_per_iteration
+    label = schema.positive_class
+    parts = [(prompt, regions, n_rows)]
+    if g.explore_share > 0 and regions and not any(
+            r.rule == WHOLE_CLASS and r.label == label for r in regions):
+        aimed, explore = explore_split(n_rows, g.explore_share)
+        y = ctx.frame(TRAIN)[schema.target].astype(str)
+        first = PromptVersion.model_validate(ctx.store.read_yaml(
+            prompt.model_copy(update={"version": 1}).filename))
+        parts = [(prompt, regions, aimed),
+                 (first, [whole_class(label, int((y == label).sum()))], explore)]
+    hardness = ctx.train_hardness() if g.exemplars == "hard" else None
+    frames, stats = [], dict(STAT_DEFAULTS)
+    for part_prompt, part_regions, k in parts:
+        if k <= 0:
+            continue
+        request = GenerationRequest(
+            client=ctx.client, prompt=part_prompt, regions=part_regions,
+            train=ctx.frame(TRAIN), schema=schema, rules=list(ctx.spec.rules), n_rows=k,
+            settings=g, ranked_columns=ranked, run_id=run_id, iteration=iteration,
+            seed=ctx.spec.seed, hardness=hardness)
+        batch, part_stats = generator.generate(request)
+        stats = merge_stats(stats, part_stats or {})
+        frames.append(stamp(batch, ctx, g.kind, part_prompt, run_id, iteration))
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(), stats
+    return (frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)), stats
 
 
 def stamp(batch: pd.DataFrame, ctx: LoopContext, kind: str, prompt: PromptVersion,

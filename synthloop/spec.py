@@ -551,6 +551,20 @@ class LoopSpec(_Section):
                              "validation with the teacher, or remove curation.teacher")
         return self
 
+    @model_validator(mode="after")
+    def _exemplars_and_exploration_are_tabular(self) -> LoopSpec:
+        if self.data.text_column is None:
+            return self
+        if self.generator.exemplars != "random":
+            raise ValueError("generator.exemplars: hard draws table rows; a text loop (data."
+                             "text_column is set) shows its nearest texts: remove "
+                             "generator.exemplars")
+        if self.generator.explore_share:
+            raise ValueError("generator.explore_share splits a table loop's batches; a text "
+                             "loop (data.text_column is set) writes for its clusters: remove "
+                             "generator.explore_share")
+        return self
+
     @property
     def is_text(self) -> bool:
         """True when the spec names a text column: the text loop runs."""

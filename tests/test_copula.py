@@ -3,6 +3,9 @@ no LLM; label, region and schema held by code as for the LLM's rows."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -155,3 +158,22 @@ def test_jobs_share_rows_by_errors_and_give_the_contrast_to_the_other_class():
     assert [(r.id, r.label, n, c) for r, n, c in jobs] == [
         ("a", "malignant", 22, False), ("a-benign", "benign", 8, True),
         ("b", "malignant", 8, False), ("b-benign", "benign", 2, True)]
+
+
+def test_hard_exemplars_fill_the_forced_cells_from_the_rows_the_model_misses(schema, train):
+    # Setup: three of the region's real rows the model misses, the rest it gets right
+    same = np.flatnonzero((train["diagnosis"] == "malignant").to_numpy())
+    inside = same[evaluate_region(RULE, train.iloc[same])]
+    hard = inside[:3]
+    hardness = np.zeros(len(train))
+    hardness[hard] = 0.9
+    ask = request(schema, train, [region()], n_rows=4, contrast_share=0.0)
+
+    # Run: four rows, so four exemplars, drawn uniformly and by hardness
+    uniform, _ = CopulaRowGenerator().generate(ask)
+    weighted, _ = CopulaRowGenerator().generate(dataclasses.replace(ask, hardness=hardness))
+
+    # Assert: by hardness, the three missed rows are among the four; uniformly, not all
+    named = {f"train:{i}" for i in train.index[hard]}
+    assert named <= set(weighted["_sl_exemplars"])
+    assert len(inside) > 12 and not named <= set(uniform["_sl_exemplars"])

@@ -332,56 +332,65 @@ class TestHardExemplars:
 
 
 class TestExploreShare:
-    """``generator.explore_share`` gives that share of each batch to the whole class (rule
-    ``True``) beside the error regions: coverage of the class as well as its errors."""
+    """``generator.explore_share`` asks for that share of each batch for the whole class (rule
+    ``True``), with the initial prompt, beside the error regions: coverage of the class as
+    well as its errors."""
 
-    def rows_by_rule(self, regions, n_rows=40):
-        from synthloop.agents.generator import plan_jobs
+    def test_the_share_is_counted_in_rows_not_in_error_weights(self):
+        from synthloop.graphs.components import explore_split
 
-        out: dict[str, int] = {}
-        for region, want, _ in plan_jobs(regions, n_rows, 0.5, ["benign", "malignant"]):
-            out[region.rule] = out.get(region.rule, 0) + want
-        return out
+        assert explore_split(48, 0.5) == (24, 24)
+        assert explore_split(48, 0.1) == (43, 5)  # whatever the regions' error counts
+        assert explore_split(40, 1.0) == (0, 40)
+        assert explore_split(40, 0.0) == (40, 0)
 
-    def test_the_whole_class_gets_its_share_of_the_batch(self):
-        from synthloop.graphs.components import with_explore
-
-        other = the_region().model_copy(update={"id": "r2", "rule": "mean_radius <= 15",
-                                                "errors": 5})
-        regions = [the_region(), other]
-        half = self.rows_by_rule(with_explore(regions, "malignant", 0.5, 200))
-        quarter = self.rows_by_rule(with_explore(regions, "malignant", 0.25, 200))
-
-        assert sum(half.values()) == sum(quarter.values()) == 40
-        # (to a row: the generators floor each region's share, the remainder to the largest)
-        assert abs(half["True"] - 20) <= 1 and abs(quarter["True"] - 10) <= 1
-        # the error regions keep their proportions (10 : 5 errors) in the rest
-        assert half[RULE] > half["mean_radius <= 15"] > 0
-        assert self.rows_by_rule(with_explore(regions, "malignant", 1.0, 200)) == {"True": 40}
-        assert with_explore(regions, "malignant", 0.0) == regions
-        whole = [the_region().model_copy(update={"rule": "True", "conditions": []})]
-        assert with_explore(whole, "malignant", 0.5) == whole  # (the open loop's already)
+    def run_batch(self, spec_dict, tmp_path, share):
+        spec = make_spec(spec_dict, generator={"explore_share": share},
+                         budget={"max_iterations": 1, "rows_per_iteration": 48,
+                                 "max_synthetic_share": 0.5})
+        model = scripted(loop_script())
+        run(spec, tmp_path / str(share), model, run_id="r")
+        batch = pd.read_parquet(tmp_path / f"{share}/r/data/batches/iter_001_generated.parquet")
+        return batch, model
 
     def test_in_the_loop_half_of_each_batch_is_written_for_the_whole_class(
             self, spec_dict, tmp_path):
-        # Setup: the same one-iteration run (48 rows) without and with exploration
-        shares = {}
-        for share in (0.0, 0.5):
-            spec = make_spec(spec_dict, generator={"explore_share": share},
-                             budget={"max_iterations": 1, "rows_per_iteration": 48,
-                                     "max_synthetic_share": 0.5})
-
-            # Run
-            run(spec, tmp_path / str(share), scripted(loop_script()), run_id="r")
-            batch = pd.read_parquet(tmp_path / f"{share}/r/data/batches/"
-                                    "iter_001_generated.parquet")
-            shares[share] = batch
+        # Setup / Run: the same one-iteration run (48 rows) without and with exploration
+        plain, _ = self.run_batch(spec_dict, tmp_path, 0.0)
+        batch, model = self.run_batch(spec_dict, tmp_path, 0.5)
 
         # Assert: with 0.5, half the rows are the whole class's, of both classes (its
-        # counter-examples), the rest lie in the error regions; with 0, none is
-        assert not (shares[0.0]["_sl_region"] == "True").any()
-        explored = shares[0.5][shares[0.5]["_sl_region"] == "True"]
-        assert len(explored) == 24 and len(shares[0.5]) == 48
+        # counter-examples), written from the initial prompt (version 1); the rest lie in the
+        # error regions, written from the rewritten one; with 0, none is the whole class's
+        assert not (plain["_sl_region"] == "True").any()
+        explored = batch[batch["_sl_region"] == "True"]
+        assert len(explored) == 24 and len(batch) == 48
         assert set(explored["diagnosis"]) == {"benign", "malignant"}
-        rest = shares[0.5][shares[0.5]["_sl_region"] != "True"]
-        assert rest["_sl_region"].map(region_conditions).all()
+        assert (explored["_sl_prompt_version"] == 1).all()
+        aimed = batch[batch["_sl_region"] != "True"]
+        assert aimed["_sl_region"].map(region_conditions).all()
+        assert (aimed["_sl_prompt_version"] == 2).all()
+        calls = model.calls_of("generate")
+        whole = [c for c in calls if parse_generation_request(c["user"]).region is None]
+        assert whole and all(c["system"].startswith(INITIAL_INSTRUCTION) for c in whole)
+        assert all(not c["system"].startswith(INITIAL_INSTRUCTION)
+                   for c in calls if c not in whole)
+
+    def test_a_small_share_stays_small_when_the_regions_hold_few_errors(
+            self, spec_dict, tmp_path):
+        batch, _ = self.run_batch(spec_dict, tmp_path, 0.1)
+        assert (batch["_sl_region"] == "True").sum() == 5
+
+
+class TestTableOnlyOptions:
+    @pytest.mark.parametrize("generator, key", [({"exemplars": "hard"}, "generator.exemplars"),
+                                                ({"explore_share": 0.3},
+                                                 "generator.explore_share")])
+    def test_a_text_loop_refuses_them_in_one_line(self, spec_dict, generator, key):
+        from synthloop.errors import SpecError
+
+        with pytest.raises(SpecError) as err:
+            make_spec(spec_dict, data={**spec_dict["data"], "text_column": "text"},
+                      generator=generator)
+        assert key in str(err.value) and f"remove {key}" in str(err.value)
+        assert "\n" not in str(err.value).strip()
