@@ -164,10 +164,11 @@ class GeneratorSpec(_Section):
         0.0,
         ge=0,
         le=1,
-        description="Share of each batch written for the whole class (the region 'True', "
-        "untargeted) beside the error regions, counter-examples included as for a region: "
-        "coverage of the class as well as its errors. 0: every row is aimed at an error "
-        "region; 1: none is (the open loop's rows, with the loop's feedback on when to stop).",
+        description="Share of each batch (rounded to rows) asked for in a call of its own, "
+        "for the whole class (the region 'True', untargeted) with the initial prompt, "
+        "counter-examples included as for a region: coverage of the class as well as its "
+        "errors. 0: every row is aimed at an error region; 1: none is (the open loop's rows, "
+        "with the loop's feedback on when to stop). Table loops only.",
     )
     repair_out_of_range: bool = Field(
         True,
