@@ -300,7 +300,8 @@ def decide(state: LoopState, ctx: LoopContext) -> dict:
     reason = None
     if m.target is not None and state["best_validation"] >= m.target:
         reason = "target_reached"
-    elif state["best_validation"] >= loop_metric(ctx).max_value - 1e-12:
+    elif (b.stop_on_perfect_validation
+          and state["best_validation"] >= loop_metric(ctx).max_value - 1e-12):
         reason = "no_errors"  # a perfect validation score leaves nothing to target
     elif state.get("iteration", 0) >= b.max_iterations:
         reason = "max_iterations"

@@ -116,6 +116,12 @@ class BudgetSpec(_Section):
     min_improvement: float = Field(
         0.0, ge=0, description="A validation gain above this counts as an improvement."
     )
+    stop_on_perfect_validation: bool = Field(
+        True, description="Stop once the validation score is perfect (stop reason "
+        "'no_errors'). False goes on while the out-of-fold training rows still show error "
+        "regions; a batch is then accepted if it keeps the perfect score (within the "
+        "tolerance). On a small validation split a perfect score is common and says little.",
+    )
 
 
 class NoiseSpec(_Section):

@@ -139,3 +139,31 @@ class TestColumnNames:
         assert len(summary["iterations"]) == 1
         rules = summary["iterations"][0]["focus_regions"]
         assert rules and any("`" in r for r in rules)
+
+
+class TestPerfectValidation:
+    """A perfect validation score stops the loop unless budget.stop_on_perfect_validation is
+    off; then it goes on while the analysis still names regions (from the out-of-fold training
+    rows) and stops with no_errors when it names none."""
+
+    @staticmethod
+    def decide_with(spec_dict, stop: bool, regions: list) -> str | None:
+        from types import SimpleNamespace
+
+        from synthloop.graphs.nodes import decide
+        from synthloop.tools.registry import default_registry
+
+        spec = make_spec(spec_dict, metric={"name": "roc_auc"},
+                         budget={"max_iterations": 5, "stop_on_perfect_validation": stop})
+        state = {"best_validation": 1.0, "iteration": 1, "no_improvement": 0,
+                 "tokens_used": 0, "timings": [], "regions": regions}
+        return decide(state, SimpleNamespace(spec=spec, registry=default_registry()))["stop_reason"]
+
+    def test_perfect_score_stops_by_default(self, spec_dict):
+        assert self.decide_with(spec_dict, True, [{"rule": "x > 1"}]) == "no_errors"
+
+    def test_off_goes_on_while_regions_remain(self, spec_dict):
+        assert self.decide_with(spec_dict, False, [{"rule": "x > 1"}]) is None
+
+    def test_off_stops_when_no_region_is_left(self, spec_dict):
+        assert self.decide_with(spec_dict, False, []) == "no_errors"
