@@ -20,6 +20,7 @@ import pandas as pd
 import yaml
 from sklearn.pipeline import Pipeline
 
+from synthloop.errors import DataError
 from synthloop.evals.bench import _featurize, delivered_rows, sick_suite
 
 MODELS = ("gradient_boosting", "lightgbm")
@@ -58,11 +59,14 @@ def main(data_dir: str, runs_dir: str | None) -> None:
     sets += [(f"+ EPIC, a random 320, seed {s}", suite.provided.sample(320, random_state=s),
               None, s) for s in range(3)]
     for run in sorted(Path(runs_dir).iterdir()) if runs_dir else []:
-        if not (run / "data" / "synthetic.parquet").is_file() or not (run / "spec.yaml").is_file():
-            print(f"skipped {run.name}: no data/synthetic.parquet (not a finished run)")
+        missing = [f for f in ("data/synthetic.parquet", "spec.yaml") if not (run / f).is_file()]
+        if missing:
+            print(f"skipped {run.name}: no {missing[0]} (not a finished run)")
             continue
-        kept, w = delivered_rows(run, 1.0)
-        seed = int(yaml.safe_load((run / "spec.yaml").read_text())["seed"])
+        spec = yaml.safe_load((run / "spec.yaml").read_text())
+        seed = int(spec["seed"])
+        # as the bench scores it: the run's own synthetic weight
+        kept, w = delivered_rows(run, float((spec.get("blend") or {}).get("synthetic_weight", 1.0)))
         sets.append((f"+ {run.name}: {len(kept)} rows", kept,
                      None if (w == 1.0).all() else w, seed))
     for name, extra, w, seed in sets:
@@ -72,4 +76,11 @@ def main(data_dir: str, runs_dir: str | None) -> None:
 if __name__ == "__main__":
     if len(sys.argv) not in (2, 3):
         sys.exit("usage: scripts/sick_confusion.py BENCH_DATA_DIR [BENCH_OUT/runs]")
-    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)
+    runs = sys.argv[2] if len(sys.argv) > 2 else None
+    if runs and not Path(runs).is_dir():
+        sys.exit(f"'{runs}' is not a folder: pass the runs/ folder of a finished "
+                 "`synthloop bench sick` --out.")
+    try:
+        main(sys.argv[1], runs)
+    except DataError as e:
+        sys.exit(str(e))
