@@ -215,8 +215,10 @@ def _featurize(train: pd.DataFrame, target: str, encoding: str = "onehot"):
     return cols, pre
 
 
-def fit_and_score(suite: Suite, model_name: str, seed: int, train: pd.DataFrame,
-                  weights: np.ndarray | None, test: pd.DataFrame) -> dict[str, float]:
+def fit_proba(suite: Suite, model_name: str, seed: int, train: pd.DataFrame,
+              weights: np.ndarray | None, test: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """The suite's model fitted on ``train`` (at ``weights``): its probabilities on ``test``
+    and the class of each column."""
     cols, pre = _featurize(train, suite.target, suite.encoding)
     pipe = Pipeline([("pre", pre), ("model", suite.models[model_name](seed))])
     y = train[suite.target].astype(str).str.strip().to_numpy()
@@ -225,8 +227,12 @@ def fit_and_score(suite: Suite, model_name: str, seed: int, train: pd.DataFrame,
         pipe.fit(X, y)
     else:
         pipe.fit(X, y, model__sample_weight=weights)
-    proba = pipe.predict_proba(test[cols])
-    classes = [str(c) for c in pipe.classes_]
+    return pipe.predict_proba(test[cols]), [str(c) for c in pipe.classes_]
+
+
+def fit_and_score(suite: Suite, model_name: str, seed: int, train: pd.DataFrame,
+                  weights: np.ndarray | None, test: pd.DataFrame) -> dict[str, float]:
+    proba, classes = fit_proba(suite, model_name, seed, train, weights, test)
     y_test = test[suite.target].astype(str).str.strip().to_numpy()
     return {m: ALL_METRICS[m].compute(y_test, proba, classes, suite.positive) for m in suite.metrics}
 

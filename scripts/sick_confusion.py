@@ -18,10 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from sklearn.pipeline import Pipeline
 
 from synthloop.errors import DataError
-from synthloop.evals.bench import _featurize, delivered_rows, sick_suite
+from synthloop.evals.bench import delivered_rows, fit_proba, sick_suite
 
 MODELS = ("gradient_boosting", "lightgbm")
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6)
@@ -33,13 +32,11 @@ def counts(suite, train: pd.DataFrame, test: pd.DataFrame, extra: pd.DataFrame |
     both = train if extra is None else pd.concat([train, extra[train.columns]],
                                                  ignore_index=True)
     y = test[suite.target].astype(str).str.strip().to_numpy() == SICK
+    w = None if weights is None else np.r_[np.ones(len(train)), weights]
     cells = []
     for name in MODELS:
-        cols, pre = _featurize(both, suite.target, suite.encoding)
-        pipe = Pipeline([("pre", pre), ("model", suite.models[name](seed))])
-        w = None if weights is None else np.r_[np.ones(len(train)), weights]
-        pipe.fit(both[cols], both[suite.target].astype(str).str.strip(), model__sample_weight=w)
-        p = pipe.predict_proba(test[cols])[:, list(pipe.classes_).index(SICK)]
+        proba, classes = fit_proba(suite, name, seed, both, w, test)
+        p = proba[:, classes.index(SICK)]
         parts = []
         for t in THRESHOLDS:
             hit = p >= t
