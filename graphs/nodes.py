@@ -651,10 +651,14 @@ def report(state: LoopState, ctx: LoopContext) -> dict:
     if len(syn) and teacher(ctx) is not None:
         # the rows delivered carry the labels of a teacher that saw every real row the run may
         # learn from (training and validation); the decisions above used the training-split
-        # teacher's, so the validation split judged them fairly. The holdout stays unseen.
+        # teacher's, so the validation split judged them fairly. The holdout stays unseen,
+        # unless curation.final_teacher_rows is 'all' (the scores above were made before)
         from synthloop.tools.teacher import Teacher
 
-        seen = pd.concat([ctx.frame(TRAIN), ctx.frame(VALIDATION)], ignore_index=True)
+        parts = [ctx.frame(TRAIN), ctx.frame(VALIDATION)]
+        if spec.curation.final_teacher_rows == "all":
+            parts.append(holdout)
+        seen = pd.concat(parts, ignore_index=True)
         final_teacher = Teacher(list(spec.curation.teacher), spec.seed).fit(
             seen, schema, ctx.registry)
         ctx.store.write_model(TEACHER_FINAL, final_teacher)
@@ -710,7 +714,8 @@ def report(state: LoopState, ctx: LoopContext) -> dict:
         # (data/teacher_final.joblib)
         summary["teacher"] = {"kinds": list(spec.curation.teacher),
                               "rows_in_loop": state["n_train"],
-                              "rows_final": final_teacher.n_rows if final_teacher else None}
+                              "rows_final": final_teacher.n_rows if final_teacher else None,
+                              "final_rows": spec.curation.final_teacher_rows}
     if spec.is_text:
         from synthloop.graphs.text_nodes import text_summary
 

@@ -291,6 +291,14 @@ class CurationSpec(_Section):
         "generator that writes plausible rows but does not know "
         "their label. Table loops only. Empty: off (the generator's labels are used).",
     )
+    final_teacher_rows: Literal["training_and_validation", "all"] = Field(
+        "training_and_validation",
+        description="The real rows the final teacher (curation.teacher) is fitted on before it "
+        "relabels data/synthetic.parquet. 'all': the holdout's too, so on a few dozen rows "
+        "the delivered labels learn from every real row; the holdout lift in the report still "
+        "describes the loop's own model, which never saw it, but the delivered rows' labels "
+        "have: score data/synthetic.parquet on rows outside the run, not on its holdout.",
+    )
 
     @field_validator("teacher")
     @classmethod
@@ -556,6 +564,10 @@ class LoopSpec(_Section):
                              "blend.accept_on: cross_validation each held-out row would be "
                              "scored by a model taught its own label: use accept_on: "
                              "validation with the teacher, or remove curation.teacher")
+        if self.curation.final_teacher_rows != "training_and_validation" and not self.curation.teacher:
+            raise ValueError("curation.final_teacher_rows chooses the rows of the final teacher, "
+                             "and curation.teacher is empty: set curation.teacher, or remove "
+                             "curation.final_teacher_rows")
         return self
 
     @model_validator(mode="after")

@@ -113,7 +113,8 @@ class TestTeacherInTheLoop:
                            atol=1e-6)
         assert summary["teacher"] == {"kinds": KINDS, "rows_in_loop": summary["split"]["train"],
                                       "rows_final": summary["split"]["train"]
-                                      + summary["split"]["validation"]}
+                                      + summary["split"]["validation"],
+                                      "final_rows": "training_and_validation"}
         assert summary["synthetic_rows"] > 0  # the delivered rows: the teacher of train + validation
         syn = pd.read_parquet(folder / "data" / "synthetic.parquet")
         seen = pd.concat([pd.read_parquet(folder / "data" / f"real_{p}.parquet")
@@ -153,6 +154,35 @@ class TestTeacherInTheLoop:
         first = sample["kept"][0]["teacher"]["malignant"]
         assert f"{first:.3f}" in shown.stdout
 
+    def test_the_final_teacher_may_see_the_holdout_and_the_holdout_scores_do_not_move(
+            self, spec_dict, cancer_df, tmp_path):
+        malignant = cancer_df[cancer_df.diagnosis == "malignant"]
+        runs = {}
+        for rows in ("training_and_validation", "all"):
+            spec = make_spec(spec_dict, curation={"teacher": KINDS, "confidence_percentile": 0,
+                                                  "final_teacher_rows": rows},
+                             budget={"max_iterations": 2})
+            runs[rows] = run(spec, tmp_path, scripted(loop_script(
+                generate=rows_from_frame_reply(malignant))), run_id=rows)
+        inner, every = runs["training_and_validation"], runs["all"]
+        split = every["split"]
+        assert every["teacher"]["final_rows"] == "all"
+        assert every["teacher"]["rows_final"] == split["train"] + split["validation"] + split["holdout"]
+        # the loop's decisions and its holdout scores come before the final teacher
+        for key in ("baseline", "final", "lift"):
+            assert every[key] == inner[key]
+        folder = tmp_path / "all"
+        real = pd.concat([pd.read_parquet(folder / "data" / f"real_{p}.parquet")
+                          for p in ("train", "validation", "holdout")], ignore_index=True)
+        syn = pd.read_parquet(folder / "data" / "synthetic.parquet")
+        final = Teacher(KINDS, spec.seed).fit(real, _schema(folder))
+        assert np.allclose(syn[f"{PREFIX}malignant"],
+                           final.proba(syn)[:, _schema(folder).classes.index("malignant")],
+                           atol=1e-6)
+        before = pd.read_parquet(tmp_path / "training_and_validation" / "data" / "synthetic.parquet")
+        assert len(syn) == len(before) and not np.allclose(syn[f"{PREFIX}malignant"],
+                                                           before[f"{PREFIX}malignant"])
+
     def test_off_by_default(self, spec_dict, tmp_path):
         summary = run(make_spec(spec_dict, budget={"max_iterations": 1}), tmp_path, scripted(),
                       run_id="plain")
@@ -180,6 +210,12 @@ class TestTeacherSpec:
         with pytest.raises(SpecError, match="accept_on: validation with the teacher"):
             make_spec(spec_dict, blend={"accept_on": "cross_validation"},
                       curation={"teacher": KINDS})
+
+    def test_final_teacher_rows_without_a_teacher_is_one_line(self, spec_dict):
+        with pytest.raises(SpecError) as err:
+            make_spec(spec_dict, curation={"final_teacher_rows": "all"})
+        assert "set curation.teacher" in str(err.value)
+        assert "\n" not in str(err.value).strip()
 
     def test_a_text_loop_refuses_it(self, spec_dict):
         with pytest.raises(SpecError, match="curation.teacher labels table rows"):
