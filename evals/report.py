@@ -148,6 +148,8 @@ def _header(summary: dict, n_syn: int) -> dict:
             "decided_on")
     out = {k: summary.get(k) for k in keys}
     out["synthetic_rows"] = n_syn
+    if summary.get("teacher"):  # curation.teacher: whose labels the delivered rows carry
+        out["teacher"] = summary["teacher"]
     return out
 
 
@@ -537,6 +539,12 @@ def _header_html(run: dict) -> str:
         ["LLM tokens", run["total_tokens"]], ["seconds", run["wall_seconds"]],
         ["LLM", run["llm"]],
     ]
+    teacher = run.get("teacher")
+    if teacher and teacher.get("rows_final"):
+        seen = ("every real row, the holdout's too: score the delivered rows outside the run"
+                if teacher.get("final_rows") == "all" else "the training and validation rows")
+        rows.append(["delivered rows labelled by",
+                     f"{' + '.join(teacher['kinds'])} on {seen} ({teacher['rows_final']} rows)"])
     return "<h2>Run</h2>" + _table(["", "value"], rows, text_cols=(0, 1))
 
 

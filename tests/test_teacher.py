@@ -179,6 +179,12 @@ class TestTeacherInTheLoop:
         assert np.allclose(syn[f"{PREFIX}malignant"],
                            final.proba(syn)[:, _schema(folder).classes.index("malignant")],
                            atol=1e-6)
+        # the report says whose labels the delivered rows carry
+        html = {r: (tmp_path / r / "report.html").read_text() for r in runs}
+        assert "the holdout&#x27;s too" in html["all"] or "the holdout's too" in html["all"]
+        assert "on the training and validation rows" in html["training_and_validation"]
+        report = json.loads((folder / "report.json").read_text())
+        assert report["run"]["teacher"]["final_rows"] == "all"
         before = pd.read_parquet(tmp_path / "training_and_validation" / "data" / "synthetic.parquet")
         assert len(syn) == len(before) and not np.allclose(syn[f"{PREFIX}malignant"],
                                                            before[f"{PREFIX}malignant"])
