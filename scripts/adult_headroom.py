@@ -1,0 +1,91 @@
+"""What the real rows the loop sets aside cost on adult-lowdata n=20, without the loop.
+
+    .venv/bin/python scripts/adult_headroom.py ../shared/bench-data [SEEDS]
+
+The rival `gaussian_copula_teacher` fits its copula and its teacher (logistic regression +
+random forest, soft labels) on all 40 real rows. The loop splits those 40 rows as it does in
+the bench (24 training, 12 validation, 4 holdout) and fits its writer on the 24. For each seed
+(default 10) this draws 200 untargeted copula rows per class-balanced fit and labels them with
+the teacher, fitting each on the 24, the 36 (training + validation) or all 40 rows, and prints
+the test AUC ×100 (mean of the suite's three models) of the 40 real rows plus those rows, and
+each variant minus the rival, paired by seed (mean ± one standard error). On seeds 0-9 the
+rival scored 83.54; the copula on 24 rows with the teacher on 40 (what
+curation.final_teacher_rows: all gives the loop's copula writer) 83.18.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from synthloop.data import infer_schema, split_real
+from synthloop.errors import DataError
+from synthloop.evals import bench as B
+from synthloop.tools.copula import impute, sample_copula
+from synthloop.tools.teacher import Teacher, expand_soft
+
+TEACHER = ["logistic_regression", "random_forest"]
+ROWS = 200
+# (rows the copula is fitted on, rows the teacher is fitted on)
+VARIANTS = [("40", "40"), ("36", "36"), ("24", "36"), ("24", "40")]
+RIVAL = "copula 40 / teacher 40"
+
+
+def copula_rows(suite, train: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    tr = impute(train, suite.target)
+    y = tr[suite.target].astype(str)
+    out = []
+    for c in sorted(y.unique()):
+        s = sample_copula(tr[y == c].drop(columns=[suite.target]), n // 2, seed)
+        s[suite.target] = c
+        out.append(s)
+    return pd.concat(out, ignore_index=True)
+
+
+def main(data_dir: str, seeds: int) -> None:
+    suite = B.adult_suite(Path(data_dir), sizes=(20,))
+    rows = []
+    for split in suite.splits(list(range(seeds))):
+        spec = B._loop_spec(suite, split, ROWS, {"loop_overrides": {}}, "bench.csv",
+                            feedback=True)
+        schema = infer_schema(split.train, spec)
+        tr, va, _ = split_real(split.train, spec, schema)
+        sets = {"24": tr, "36": pd.concat([tr, va], ignore_index=True), "40": split.train}
+        scored = {"real only": (split.train, None)}
+        for fit_c, fit_t in VARIANTS:
+            syn = copula_rows(suite, sets[fit_c], ROWS, split.seed)
+            labelled = Teacher(TEACHER, split.seed).fit(sets[fit_t], schema).label(syn, schema)
+            syn, ws = expand_soft(labelled, schema, 1.0)
+            aug = pd.concat([split.train, syn[list(split.train.columns)]], ignore_index=True)
+            scored[f"copula {fit_c} / teacher {fit_t}"] = (
+                aug, np.concatenate([np.ones(len(split.train)), ws]))
+        for name, (train, w) in scored.items():
+            auc = [B.fit_and_score(suite, m, split.seed, train, w, split.test)["roc_auc"]
+                   for m in suite.models]
+            rows.append({"seed": split.seed, "variant": name, "auc": 100 * float(np.mean(auc))})
+        print(f"seed {split.seed}: " + ", ".join(f"{r['variant']} {r['auc']:.2f}"
+                                                 for r in rows if r["seed"] == split.seed),
+              flush=True)
+    piv = pd.DataFrame(rows).pivot(index="seed", columns="variant", values="auc")
+    print(f"\nmean over {len(piv)} seeds, and minus the rival ({RIVAL}), paired by seed:")
+    for c in piv:
+        d = piv[c] - piv[RIVAL]
+        se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+        print(f"  {c:24s} {piv[c].mean():6.2f}   {d.mean():+.2f} ± {se:.2f}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) not in (2, 3):
+        sys.exit("usage: scripts/adult_headroom.py BENCH_DATA_DIR [SEEDS]")
+    n_seeds = 10
+    if len(sys.argv) == 3:
+        if not sys.argv[2].isdigit() or int(sys.argv[2]) < 1:
+            sys.exit(f"SEEDS must be a whole number of at least 1, got '{sys.argv[2]}'.")
+        n_seeds = int(sys.argv[2])
+    try:
+        main(sys.argv[1], n_seeds)
+    except DataError as e:
+        sys.exit(str(e))
