@@ -5,7 +5,7 @@
 The rival `gaussian_copula_teacher` fits its copula and its teacher (logistic regression +
 random forest, soft labels) on all 40 real rows. The loop splits those 40 rows as it does in
 the bench (24 training, 12 validation, 4 holdout) and fits its writer on the 24. For each seed
-(default 10) this draws 200 untargeted copula rows per class-balanced fit and labels them with
+(default 10) this draws 200 untargeted copula rows, half per class, labels them with
 the teacher, fitting each on the 24, the 36 (training + validation) or all 40 rows, and prints
 the test AUC ×100 (mean of the suite's three models) of the 40 real rows plus those rows, and
 each variant minus the rival, paired by seed (mean ± one standard error). On seeds 0-9 the
@@ -88,4 +88,4 @@ if __name__ == "__main__":
     try:
         main(sys.argv[1], n_seeds)
     except DataError as e:
-        sys.exit(str(e))
+        sys.exit(str(e).replace("pass --data-dir pointing at", "pass BENCH_DATA_DIR pointing at"))

@@ -566,8 +566,8 @@ class LoopSpec(_Section):
                              "validation with the teacher, or remove curation.teacher")
         if self.curation.final_teacher_rows != "training_and_validation" and not self.curation.teacher:
             raise ValueError("curation.final_teacher_rows chooses the rows of the final teacher, "
-                             "and curation.teacher is empty: set curation.teacher, or remove "
-                             "curation.final_teacher_rows")
+                             "and curation.teacher is empty: set curation.teacher, or leave "
+                             "curation.final_teacher_rows at training_and_validation")
         return self
 
     @model_validator(mode="after")
