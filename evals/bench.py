@@ -343,17 +343,26 @@ def m_gaussian_copula_teacher(suite: Suite, split: BenchSplit, n: int, ctx: dict
     rows as the loop's final teacher is: the rival that separates what the LLM's rows add from
     what the teacher's labels add."""
     from synthloop.data import infer_schema
-    from synthloop.tools.teacher import Teacher, expand_soft
 
     spec = _loop_spec(suite, split, n, ctx, "bench.csv", feedback=True)
     kinds = list(spec.curation.teacher) or TEACHER_KINDS
     schema = infer_schema(split.train, spec)
     rows = m_gaussian_copula(suite, split, n, ctx).train.iloc[len(split.train):]
-    syn, w = expand_soft(Teacher(kinds, split.seed).fit(split.train, schema).label(rows, schema),
-                         schema, 1.0)
-    out = pd.concat([split.train, syn[list(split.train.columns)]], ignore_index=True)
-    return Augmented(out, np.concatenate([np.ones(len(split.train)), w]),
-                     detail=f"teacher {'+'.join(kinds)}")
+    out = with_teacher_labels(split.train, rows, kinds, schema, split.seed)
+    out.detail = f"teacher {'+'.join(kinds)}"
+    return out
+
+
+def with_teacher_labels(train: pd.DataFrame, rows: pd.DataFrame, kinds: list[str], schema,
+                        seed: int, fit_on: pd.DataFrame | None = None) -> Augmented:
+    """``train`` plus ``rows`` labelled softly (once per class, weighted by the probability) by
+    a teacher of ``kinds`` fitted on ``fit_on`` (default: ``train``); real rows weigh 1."""
+    from synthloop.tools.teacher import Teacher, expand_soft
+
+    teacher = Teacher(kinds, seed).fit(train if fit_on is None else fit_on, schema)
+    syn, w = expand_soft(teacher.label(rows, schema), schema, 1.0)
+    out = pd.concat([train, syn[list(train.columns)]], ignore_index=True)
+    return Augmented(out, np.concatenate([np.ones(len(train)), w]))
 
 
 def m_provided(suite: Suite, split: BenchSplit, n: int, ctx: dict) -> Augmented:

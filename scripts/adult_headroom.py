@@ -5,12 +5,12 @@
 The rival `gaussian_copula_teacher` fits its copula and its teacher (logistic regression +
 random forest, soft labels) on all 40 real rows. The loop splits those 40 rows as it does in
 the bench (24 training, 12 validation, 4 holdout) and fits its writer on the 24. For each seed
-(default 10) this draws 200 untargeted copula rows, half per class, labels them with
-the teacher, fitting each on the 24, the 36 (training + validation) or all 40 rows, and prints
-the test AUC ×100 (mean of the suite's three models) of the 40 real rows plus those rows, and
+(default 10) this draws the gaussian_copula baseline's 200 rows, half per class, labels them
+with the teacher as gaussian_copula_teacher does, fitting each on the 24, the 36 (training +
+validation) or all 40 rows, and prints the test AUC ×100 (mean of the suite's three models) of the 40 real rows plus those rows, and
 each variant minus the rival, paired by seed (mean ± one standard error). On seeds 0-9 the
-rival scored 83.54; the copula on 24 rows with the teacher on 40 (what
-curation.final_teacher_rows: all gives the loop's copula writer) 83.18.
+rival scored 83.46 (as in the bench); the copula on 24 rows with the teacher on 40 (what
+curation.final_teacher_rows: all gives the loop's copula writer) 83.22.
 """
 
 from __future__ import annotations
@@ -24,25 +24,12 @@ import pandas as pd
 from synthloop.data import infer_schema, split_real
 from synthloop.errors import DataError
 from synthloop.evals import bench as B
-from synthloop.tools.copula import impute, sample_copula
-from synthloop.tools.teacher import Teacher, expand_soft
 
 TEACHER = ["logistic_regression", "random_forest"]
 ROWS = 200
 # (rows the copula is fitted on, rows the teacher is fitted on)
 VARIANTS = [("40", "40"), ("36", "36"), ("24", "36"), ("24", "40")]
 RIVAL = "copula 40 / teacher 40"
-
-
-def copula_rows(suite, train: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
-    tr = impute(train, suite.target)
-    y = tr[suite.target].astype(str)
-    out = []
-    for c in sorted(y.unique()):
-        s = sample_copula(tr[y == c].drop(columns=[suite.target]), n // 2, seed)
-        s[suite.target] = c
-        out.append(s)
-    return pd.concat(out, ignore_index=True)
 
 
 def main(data_dir: str, seeds: int) -> None:
@@ -54,17 +41,16 @@ def main(data_dir: str, seeds: int) -> None:
         schema = infer_schema(split.train, spec)
         tr, va, _ = split_real(split.train, spec, schema)
         sets = {"24": tr, "36": pd.concat([tr, va], ignore_index=True), "40": split.train}
-        scored = {"real only": (split.train, None)}
+        scored = {"real only": B.Augmented(split.train)}
         for fit_c, fit_t in VARIANTS:
-            syn = copula_rows(suite, sets[fit_c], ROWS, split.seed)
-            labelled = Teacher(TEACHER, split.seed).fit(sets[fit_t], schema).label(syn, schema)
-            syn, ws = expand_soft(labelled, schema, 1.0)
-            aug = pd.concat([split.train, syn[list(split.train.columns)]], ignore_index=True)
-            scored[f"copula {fit_c} / teacher {fit_t}"] = (
-                aug, np.concatenate([np.ones(len(split.train)), ws]))
-        for name, (train, w) in scored.items():
-            auc = [B.fit_and_score(suite, m, split.seed, train, w, split.test)["roc_auc"]
-                   for m in suite.models]
+            # the gaussian_copula baseline's rows, fitted on those rows only
+            part = B.BenchSplit(sets[fit_c], split.test, split.seed)
+            syn = B.m_gaussian_copula(suite, part, ROWS, {}).train.iloc[len(part.train):]
+            scored[f"copula {fit_c} / teacher {fit_t}"] = B.with_teacher_labels(
+                split.train, syn, TEACHER, schema, split.seed, fit_on=sets[fit_t])
+        for name, aug in scored.items():
+            auc = [B.fit_and_score(suite, m, split.seed, aug.train, aug.weights,
+                                   split.test)["roc_auc"] for m in suite.models]
             rows.append({"seed": split.seed, "variant": name, "auc": 100 * float(np.mean(auc))})
         print(f"seed {split.seed}: " + ", ".join(f"{r['variant']} {r['auc']:.2f}"
                                                  for r in rows if r["seed"] == split.seed),

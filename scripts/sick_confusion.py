@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from synthloop.errors import DataError
+from synthloop.errors import DataError, SpecError
 from synthloop.evals.bench import delivered_rows, fit_proba, sick_suite
+from synthloop.spec import load_spec
 
 MODELS = ("gradient_boosting", "lightgbm")
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6)
@@ -60,12 +60,11 @@ def main(data_dir: str, runs_dir: str | None) -> None:
         if missing:
             print(f"skipped {run.name}: no {missing[0]} (not a finished run)")
             continue
-        spec = yaml.safe_load((run / "spec.yaml").read_text())
-        seed = int(spec["seed"])
+        spec = load_spec(run / "spec.yaml")
         # as the bench scores it: the run's own synthetic weight
-        kept, w = delivered_rows(run, float((spec.get("blend") or {}).get("synthetic_weight", 1.0)))
+        kept, w = delivered_rows(run, spec.blend.synthetic_weight)
         sets.append((f"+ {run.name}: {len(kept)} rows", kept,
-                     None if (w == 1.0).all() else w, seed))
+                     None if (w == 1.0).all() else w, spec.seed))
     for name, extra, w, seed in sets:
         print(f"{name}\n    {counts(suite, train, test, extra, w, seed)}", flush=True)
 
@@ -79,5 +78,5 @@ if __name__ == "__main__":
                  "`synthloop bench sick` --out.")
     try:
         main(sys.argv[1], runs)
-    except DataError as e:
+    except (DataError, SpecError) as e:
         sys.exit(str(e))
