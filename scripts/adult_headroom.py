@@ -4,13 +4,14 @@
 
 The rival `gaussian_copula_teacher` fits its copula and its teacher (logistic regression +
 random forest, soft labels) on all 40 real rows. The loop splits those 40 rows as it does in
-the bench (24 training, 12 validation, 4 holdout) and fits its writer on the 24. For each seed
-(default 10) this draws the gaussian_copula baseline's 200 rows, half per class, labels them
-with the teacher as gaussian_copula_teacher does, fitting each on the 24, the 36 (training +
-validation) or all 40 rows, and prints the test AUC ×100 (mean of the suite's three models) of the 40 real rows plus those rows, and
-each variant minus the rival, paired by seed (mean ± one standard error). On seeds 0-9 the
-rival scored 83.46 (as in the bench); the copula on 24 rows with the teacher on 40 (what
-curation.final_teacher_rows: all gives the loop's copula writer) 83.22.
+the bench (24 training, 12 validation, 4 holdout) and fits its writer on the 24. For each
+seed (default 10) this draws the gaussian_copula baseline's 200 rows, half per class, and
+labels them with the teacher as gaussian_copula_teacher does, fitting each on the 24, the 36
+(training + validation) or all 40 rows. It prints the test AUC ×100 (mean of the suite's
+three models) of the 40 real rows plus those rows, and each variant minus the rival, paired
+by seed (mean ± one standard error). On seeds 0-9 the rival scored 83.46 (as in the bench);
+the copula on 24 rows with the teacher on 40 (what curation.final_teacher_rows: all gives
+the loop's copula writer) 83.22.
 """
 
 from __future__ import annotations
