@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +27,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from synthloop.errors import DataError, SpecError
+from synthloop.errors import DataError, SpecError, SynthloopError
 from synthloop.evals.classification import ALL_METRICS
 from synthloop.tools.copula import impute, sample_copula
 
@@ -113,10 +114,21 @@ def _lgbm_small(seed: int):
 
 
 def _read(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise DataError(f"Benchmark file '{path}' does not exist; pass --data-dir pointing at "
-                        "shared/bench-data.")
+    if not path.is_file():  # SUITE/FILE under the data folder, however it was passed
+        raise DataError(f"Benchmark file '{path}' does not exist: the benchmark data folder "
+                        f"'{path.parent.parent}' should be shared/bench-data, the folder that "
+                        "holds sick/ and adult/.")
     return pd.read_csv(path, skipinitialspace=True)
+
+
+def run_script(job: Callable[[], Any]) -> None:
+    """Run a scripts/ entry point as the CLI runs a command: bad input (a missing benchmark
+    file, a folder that is not a run) ends in one line starting with ``error:``, exit code 2."""
+    try:
+        job()
+    except SynthloopError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise SystemExit(2) from None
 
 
 # each suite's primary metric (its headline and the paired table), known without its data

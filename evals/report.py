@@ -42,7 +42,7 @@ from synthloop.evals.fidelity import (
     TVComplement,
 )
 from synthloop.evals.privacy import DCR, NNDR, MembershipInference
-from synthloop.inspect import decision_label
+from synthloop.inspect import decision_label, teacher_label
 from synthloop.spec import load_spec
 from synthloop.store import SPEC_FILE, SUMMARY_FILE, RunStore
 from synthloop.tools.constraints import evaluate_region, parse_rule
@@ -539,12 +539,9 @@ def _header_html(run: dict) -> str:
         ["LLM tokens", run["total_tokens"]], ["seconds", run["wall_seconds"]],
         ["LLM", run["llm"]],
     ]
-    teacher = run.get("teacher")
-    if teacher and teacher.get("rows_final"):
-        seen = ("every real row, the holdout's too: score the delivered rows outside the run"
-                if teacher.get("final_rows") == "all" else "the training and validation rows")
-        rows.append(["delivered rows labelled by",
-                     f"{' + '.join(teacher['kinds'])} on {seen} ({teacher['rows_final']} rows)"])
+    labelled_by = teacher_label(run)
+    if labelled_by:
+        rows.append(["delivered rows labelled by", labelled_by])
     return "<h2>Run</h2>" + _table(["", "value"], rows, text_cols=(0, 1))
 
 

@@ -62,7 +62,7 @@ import yaml
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
-from synthloop.evals.bench import _featurize, _lgbm100, adult_suite, fit_and_score
+from synthloop.evals.bench import _featurize, _lgbm100, adult_suite, fit_and_score, run_script
 from synthloop.graphs.nodes import exemplar_rows
 from synthloop.tools.training import stratified_folds
 
@@ -456,6 +456,6 @@ if __name__ == "__main__":
         parser.error("--embedding-critic and --teacher read the pools of RUNS_DIR: pass it")
     if args.runs_dir:
         job = embedding_critic if args.embedding_critic else teacher if args.teacher else main
-        job(args.data_dir, args.runs_dir, args.n)
+        run_script(lambda: job(args.data_dir, args.runs_dir, args.n))
     if args.llm_labeller:
-        llm_labeller(args.data_dir, args.llm_labeller)
+        run_script(lambda: llm_labeller(args.data_dir, args.llm_labeller))

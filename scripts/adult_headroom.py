@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 
 from synthloop.data import infer_schema, split_real
-from synthloop.errors import DataError
 from synthloop.evals import bench as B
 
 TEACHER = ["logistic_regression", "random_forest"]
@@ -72,7 +71,4 @@ if __name__ == "__main__":
         if not sys.argv[2].isdigit() or int(sys.argv[2]) < 1:
             sys.exit(f"SEEDS must be a whole number of at least 1, got '{sys.argv[2]}'.")
         n_seeds = int(sys.argv[2])
-    try:
-        main(sys.argv[1], n_seeds)
-    except DataError as e:
-        sys.exit(str(e).replace("pass --data-dir pointing at", "pass BENCH_DATA_DIR pointing at"))
+    B.run_script(lambda: main(sys.argv[1], n_seeds))

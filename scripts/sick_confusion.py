@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from synthloop.errors import DataError, SpecError
-from synthloop.evals.bench import delivered_rows, fit_proba, sick_suite
+from synthloop.evals.bench import delivered_rows, fit_proba, run_script, sick_suite
 from synthloop.spec import load_spec
 
 MODELS = ("gradient_boosting", "lightgbm")
@@ -76,7 +75,4 @@ if __name__ == "__main__":
     if runs and not Path(runs).is_dir():
         sys.exit(f"'{runs}' is not a folder: pass the runs/ folder of a finished "
                  "`synthloop bench sick` --out.")
-    try:
-        main(sys.argv[1], runs)
-    except (DataError, SpecError) as e:
-        sys.exit(str(e))
+    run_script(lambda: main(sys.argv[1], runs))

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from synthloop.evals.bench import fit_and_score, sick_suite
+from synthloop.evals.bench import fit_and_score, run_script, sick_suite
 
 MODELS = ("gradient_boosting", "lightgbm")
 
@@ -140,4 +140,4 @@ def sick_proba(suite, model: str, frame: pd.DataFrame, test: pd.DataFrame) -> np
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit("usage: scripts/sick_diagnostics.py BENCH_DATA_DIR [RUN_DIR]")
-    main(*sys.argv[1:3])
+    run_script(lambda: main(*sys.argv[1:3]))

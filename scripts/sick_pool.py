@@ -27,7 +27,7 @@ import pandas as pd
 from adult_diagnostics import seed_runs  # beside this script: one reader of a bench's runs/
 
 from synthloop.data import infer_schema
-from synthloop.evals.bench import delivered_rows, fit_and_score, sick_suite
+from synthloop.evals.bench import delivered_rows, fit_and_score, run_script, sick_suite
 from synthloop.spec import validate_spec
 from synthloop.tools.teacher import Teacher
 
@@ -115,4 +115,5 @@ if __name__ == "__main__":
         sys.exit("usage: scripts/sick_pool.py BENCH_DATA_DIR BENCH_OUT/runs [EVERY]")
     if len(sys.argv) > 3 and not sys.argv[3].isdigit():
         sys.exit(f"EVERY must be a whole number of iterations, e.g. 4, not '{sys.argv[3]}'.")
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else None)
+    run_script(lambda: main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3
+                            else None))

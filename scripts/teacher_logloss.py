@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.metrics import log_loss, roc_auc_score
 
 from synthloop.data import infer_schema
-from synthloop.evals.bench import adult_suite, sick_suite
+from synthloop.evals.bench import adult_suite, run_script, sick_suite
 from synthloop.spec import ModelSpec, validate_spec
 from synthloop.tools.training import TabularModel, make_estimator, stratified_folds
 
@@ -59,4 +59,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -102,7 +102,7 @@ def iteration_table(summary: dict[str, Any]) -> Table:
 
 
 def print_summary(summary: dict[str, Any]) -> None:
-    from synthloop.inspect import decision_label, validation_noise
+    from synthloop.inspect import decision_label, teacher_label, validation_noise
 
     out.print(iteration_table(summary))
     b, f, lift = summary["baseline"], summary["final"], summary["lift"]
@@ -117,6 +117,9 @@ def print_summary(summary: dict[str, Any]) -> None:
     out.print(f"synthetic rows kept: {summary['synthetic_rows']} (sha256 "
               f"{summary['synthetic_sha256'][:12]}); tokens {summary['total_tokens']}; "
               f"fallbacks {summary['fallbacks']}; wall {summary['wall_seconds']:.0f}s")
+    labelled_by = teacher_label(summary)
+    if labelled_by:
+        out.print(f"delivered rows labelled by {labelled_by}")
 
 
 @app.command()

@@ -67,6 +67,19 @@ def decision_label(run: dict) -> str:
     return "validation"
 
 
+def teacher_label(run: dict) -> str | None:
+    """Who labelled a run's delivered rows, e.g. "logistic_regression + random_forest on the
+    training and validation rows (36 rows)"; None for a run without a final teacher. A final
+    teacher that saw the holdout (``curation.final_teacher_rows: all``) says so, since the
+    run's holdout scores cannot judge those labels."""
+    teacher = run.get("teacher") or {}
+    if not teacher.get("rows_final"):
+        return None
+    seen = ("every real row, the holdout's too: score the delivered rows outside the run"
+            if teacher.get("final_rows") == "all" else "the training and validation rows")
+    return f"{' + '.join(teacher['kinds'])} on {seen} ({teacher['rows_final']} rows)"
+
+
 def validation_noise(run: dict) -> str:
     """The validation lift beside one standard error of it on the rows that decided (paired
     bootstrap), e.g. " (lift +0.0972 ± 0.2095, one standard error over 12 rows)"; empty for a

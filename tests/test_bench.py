@@ -148,6 +148,28 @@ class TestBadInput:
         assert "stopped: " in result.stderr and "holds the methods it finished" in result.stderr
         assert set(pd.read_csv(tmp_path / "out" / "raw.csv")["method"]) == {"real_only"}
 
+    def test_a_wrong_data_folder_is_one_line_naming_it_in_the_bench_and_the_scripts(
+            self, tmp_path):
+        import subprocess
+        import sys
+
+        from typer.testing import CliRunner
+
+        from synthloop.cli import app
+        from tests.test_cli import assert_one_error_line
+
+        result = CliRunner().invoke(app, ["bench", "sick", "--data-dir", str(tmp_path),
+                                          "--out", str(tmp_path / "out")])
+        assert result.exit_code == 2
+        assert_one_error_line(result.stderr, f"'{tmp_path}' should be shared/bench-data",
+                              "X_train.csv")
+        # a script taking the folder as its argument fails the same way, not with a traceback
+        script = Path(__file__).resolve().parents[1] / "scripts" / "sick_diagnostics.py"
+        ran = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
+                             text=True, timeout=300)
+        assert ran.returncode == 2
+        assert_one_error_line(ran.stderr, f"'{tmp_path}' should be shared/bench-data")
+
     def test_unknown_suite_and_method_are_one_clear_error(self, tmp_path):
         with pytest.raises(SpecError, match="Unknown suite 'nope'; suites are: sick"):
             run_bench("nope", tmp_path, tmp_path)

@@ -189,6 +189,49 @@ class TestTeacherInTheLoop:
         assert len(syn) == len(before) and not np.allclose(syn[f"{PREFIX}malignant"],
                                                            before[f"{PREFIX}malignant"])
 
+    def test_a_fork_may_let_the_final_teacher_see_the_holdout(self, spec_dict, cancer_df,
+                                                              tmp_path, capsys):
+        # Setup: a two-iteration teacher run with its checkpoints on disk, as 'synthloop run'
+        from synthloop.cli import print_summary
+        from synthloop.fork import fork_run
+
+        malignant = cancer_df[cancer_df.diagnosis == "malignant"]
+        spec = make_spec(spec_dict, curation={"teacher": KINDS, "confidence_percentile": 0},
+                         budget={"max_iterations": 2})
+        parent = run(spec, tmp_path, scripted(loop_script(
+            generate=rows_from_frame_reply(malignant))), checkpointer=None)
+
+        # Run: fork at the end of the last iteration, the final teacher on every real row
+        fork = fork_run("run", tmp_path, from_iteration=2, new_run_id_="every",
+                        overrides={"curation.final_teacher_rows": "all"},
+                        chat_model=scripted(loop_script(
+                            generate=rows_from_frame_reply(malignant))), cache_dir=None)
+
+        # Assert: the same decisions and scores, the delivered rows relabelled by that teacher
+        assert fork["status"] == "finished"
+        for key in ("baseline", "final", "lift", "synthetic_rows"):
+            assert fork[key] == parent[key]
+        split = fork["split"]
+        assert fork["teacher"]["final_rows"] == "all"
+        assert fork["teacher"]["rows_final"] == sum(split.values())
+        folder = tmp_path / "every"
+        real = pd.concat([pd.read_parquet(folder / "data" / f"real_{p}.parquet")
+                          for p in ("train", "validation", "holdout")], ignore_index=True)
+        syn = pd.read_parquet(folder / "data" / "synthetic.parquet")
+        final = Teacher(KINDS, spec.seed).fit(real, _schema(folder))
+        assert np.allclose(syn[f"{PREFIX}malignant"],
+                           final.proba(syn)[:, _schema(folder).classes.index("malignant")],
+                           atol=1e-6)
+        # and the summary a run prints at its end says whose labels they are
+        capsys.readouterr()
+        print_summary(parent)
+        print_summary(fork)
+        printed = capsys.readouterr().out
+        assert (f"delivered rows labelled by logistic_regression + random_forest on the "
+                f"training and validation rows ({split['train'] + split['validation']} rows)"
+                in " ".join(printed.split()))
+        assert "on every real row, the holdout's too" in " ".join(printed.split())
+
     def test_off_by_default(self, spec_dict, tmp_path):
         summary = run(make_spec(spec_dict, budget={"max_iterations": 1}), tmp_path, scripted(),
                       run_id="plain")
@@ -196,6 +239,8 @@ class TestTeacherInTheLoop:
                                / "iter_001_candidate.parquet")
         assert not any(str(c).startswith(PREFIX) for c in cand.columns)
         assert "teacher" not in summary
+        from synthloop.inspect import teacher_label
+        assert teacher_label(summary) is None  # and the printed summary has no teacher line
 
 
 def _schema(folder: Path):
