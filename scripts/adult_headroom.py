@@ -12,6 +12,10 @@ three models) of the 40 real rows plus those rows, and each variant minus the ri
 by seed (mean ± one standard error). On seeds 0-9 the rival scored 83.46 (as in the bench);
 the copula on 24 rows with the teacher on 40 (what curation.final_teacher_rows: all gives
 the loop's copula writer) 83.22.
+
+Two more variants ask whether the rival itself gains from rows aimed where its teacher is
+unsure, or from more rows: of 2,000 rows drawn as the rival draws its 200, the 200 whose
+teacher probability is nearest 0.5; and 1,000 rows instead of 200. Both are fitted on all 40.
 """
 
 from __future__ import annotations
@@ -24,12 +28,15 @@ import pandas as pd
 
 from synthloop.data import infer_schema, split_real
 from synthloop.evals import bench as B
+from synthloop.tools.teacher import Teacher
 
 TEACHER = ["logistic_regression", "random_forest"]
 ROWS = 200
 # (rows the copula is fitted on, rows the teacher is fitted on)
 VARIANTS = [("40", "40"), ("36", "36"), ("24", "36"), ("24", "40")]
 RIVAL = "copula 40 / teacher 40"
+POOL, MORE = 2000, 1000
+UNSURE = f"{RIVAL}, the {ROWS} of {POOL:,} least sure"
 
 
 def main(data_dir: str, seeds: int) -> None:
@@ -48,6 +55,16 @@ def main(data_dir: str, seeds: int) -> None:
             syn = B.m_gaussian_copula(suite, part, ROWS, {}).train.iloc[len(part.train):]
             scored[f"copula {fit_c} / teacher {fit_t}"] = B.with_teacher_labels(
                 split.train, syn, TEACHER, schema, split.seed, fit_on=sets[fit_t])
+        # the teacher's own "unsure" region: of a larger pool of the rival's rows, the ROWS its
+        # teacher is least sure of (p of the positive class nearest 0.5); and more rows
+        pool = B.m_gaussian_copula(suite, split, POOL, {}).train.iloc[len(split.train):]
+        teacher = Teacher(TEACHER, split.seed).fit(split.train, schema)
+        p = teacher.proba(pool)[:, schema.classes.index(suite.positive)]
+        unsure = pool.iloc[np.argsort(np.abs(p - 0.5), kind="stable")[:ROWS]]
+        scored[UNSURE] = B.with_teacher_labels(split.train, unsure, TEACHER, schema, split.seed)
+        more = B.m_gaussian_copula(suite, split, MORE, {}).train.iloc[len(split.train):]
+        scored[f"{RIVAL}, {MORE:,} rows"] = B.with_teacher_labels(split.train, more, TEACHER,
+                                                                 schema, split.seed)
         for name, aug in scored.items():
             auc = [B.fit_and_score(suite, m, split.seed, aug.train, aug.weights,
                                    split.test)["roc_auc"] for m in suite.models]
@@ -60,7 +77,7 @@ def main(data_dir: str, seeds: int) -> None:
     for c in piv:
         d = piv[c] - piv[RIVAL]
         se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
-        print(f"  {c:24s} {piv[c].mean():6.2f}   {d.mean():+.2f} ± {se:.2f}")
+        print(f"  {c:48s} {piv[c].mean():6.2f}   {d.mean():+.2f} ± {se:.2f}")
 
 
 if __name__ == "__main__":
