@@ -172,13 +172,7 @@ class TestTeacherInTheLoop:
         for key in ("baseline", "final", "lift"):
             assert every[key] == inner[key]
         folder = tmp_path / "all"
-        real = pd.concat([pd.read_parquet(folder / "data" / f"real_{p}.parquet")
-                          for p in ("train", "validation", "holdout")], ignore_index=True)
-        syn = pd.read_parquet(folder / "data" / "synthetic.parquet")
-        final = Teacher(KINDS, spec.seed).fit(real, _schema(folder))
-        assert np.allclose(syn[f"{PREFIX}malignant"],
-                           final.proba(syn)[:, _schema(folder).classes.index("malignant")],
-                           atol=1e-6)
+        syn = assert_labelled_by_a_teacher_on_every_real_row(folder, spec.seed)
         # the report says whose labels the delivered rows carry
         html = {r: (tmp_path / r / "report.html").read_text() for r in runs}
         assert "the holdout&#x27;s too" in html["all"] or "the holdout's too" in html["all"]
@@ -214,14 +208,7 @@ class TestTeacherInTheLoop:
         split = fork["split"]
         assert fork["teacher"]["final_rows"] == "all"
         assert fork["teacher"]["rows_final"] == sum(split.values())
-        folder = tmp_path / "every"
-        real = pd.concat([pd.read_parquet(folder / "data" / f"real_{p}.parquet")
-                          for p in ("train", "validation", "holdout")], ignore_index=True)
-        syn = pd.read_parquet(folder / "data" / "synthetic.parquet")
-        final = Teacher(KINDS, spec.seed).fit(real, _schema(folder))
-        assert np.allclose(syn[f"{PREFIX}malignant"],
-                           final.proba(syn)[:, _schema(folder).classes.index("malignant")],
-                           atol=1e-6)
+        assert_labelled_by_a_teacher_on_every_real_row(tmp_path / "every", spec.seed)
         # and the summary a run prints at its end says whose labels they are
         capsys.readouterr()
         print_summary(parent)
@@ -241,6 +228,19 @@ class TestTeacherInTheLoop:
         assert "teacher" not in summary
         from synthloop.inspect import teacher_label
         assert teacher_label(summary) is None  # and the printed summary has no teacher line
+
+
+def assert_labelled_by_a_teacher_on_every_real_row(folder: Path, seed: int) -> pd.DataFrame:
+    """The run's delivered rows carry the labels of a teacher fitted on all its real rows,
+    the holdout's too; returns those rows."""
+    real = pd.concat([pd.read_parquet(folder / "data" / f"real_{p}.parquet")
+                      for p in ("train", "validation", "holdout")], ignore_index=True)
+    syn = pd.read_parquet(folder / "data" / "synthetic.parquet")
+    final = Teacher(KINDS, seed).fit(real, _schema(folder))
+    assert np.allclose(syn[f"{PREFIX}malignant"],
+                       final.proba(syn)[:, _schema(folder).classes.index("malignant")],
+                       atol=1e-6)
+    return syn
 
 
 def _schema(folder: Path):
