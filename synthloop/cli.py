@@ -163,7 +163,8 @@ def run(
     except SynthloopError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
-        _fail(f"interrupted; resume with 'synthloop resume {run_id or 'RUN_ID'}'", code=130)
+        _fail(f"interrupted; resume with 'synthloop resume {run_id or 'RUN_ID'} --runs-dir "
+              f"{runs_dir}'", code=130)
     progress.finished(summary)
 
 

@@ -422,7 +422,8 @@ def fork_cmd(
     except SynthloopError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
-        _fail(f"interrupted; resume with 'synthloop resume {store.run_id}'", code=130)
+        _fail(f"interrupted; resume with 'synthloop resume {store.run_id} --runs-dir "
+              f"{store.root.parent}'", code=130)
     progress.finished(summary)
 
 

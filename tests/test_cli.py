@@ -118,6 +118,28 @@ class TestBadInput:
         assert result.exit_code == 2
         assert_one_error_line(result.stderr, "No run 'ghost'")
 
+    def test_an_interrupted_run_says_how_to_resume_it_from_its_runs_folder(
+            self, cancer_csv, tmp_path, monkeypatch):
+        # Setup: the loop is interrupted (Ctrl-C) as soon as it starts
+        import synthloop.runner as runner_module
+
+        def interrupt(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(runner_module, "run_loop", interrupt)
+        spec = write_spec(cancer_csv.parent, {"data": {"source": "cancer.csv",
+                                                       "target": "diagnosis"}})
+        runs = tmp_path / "elsewhere"
+
+        # Run
+        result = runner.invoke(app, ["run", str(spec), "--runs-dir", str(runs),
+                                     "--run-id", "r1"])
+
+        # Assert: the hint, pasted as it is, finds the run in its own folder
+        assert result.exit_code == 130
+        assert_one_error_line(result.stderr,
+                              f"resume with 'synthloop resume r1 --runs-dir {runs}'")
+
     def test_brackets_in_a_message_are_shown_as_text(self, cancer_csv, tmp_path):
         # a rich console would read '[bold]' as markup and drop it
         spec = write_spec(cancer_csv.parent, {"data": {"source": "rows[bold].csv",

@@ -331,3 +331,16 @@ class TestNothingToReview:
         assert record["reason"].startswith("violation rate 1.00 over")
         assert record["review"] is None
         assert not (tmp_path / "b/reviews").exists()
+
+
+def test_a_csv_round_trip_of_a_float_is_not_a_reviewers_change():
+    # Setup: the value the trial's export wrote, and what pandas read back from the CSV
+    from synthloop.review import _same
+    written, read_back = 457.71678414400725, float("457.7167841440073")
+    assert written != read_back  # the round trip moved the last digit
+
+    # Assert: the row counts as unedited; a real edit, a label or a missing cell still count
+    assert _same(pd.Series([written, "malignant"]), pd.Series([read_back, "malignant"]))
+    assert not _same(pd.Series([written]), pd.Series([written + 1e-6]))
+    assert not _same(pd.Series(["malignant"]), pd.Series(["benign"]))
+    assert not _same(pd.Series([written]), pd.Series([None]))
