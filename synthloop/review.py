@@ -100,6 +100,9 @@ def apply_edit(store: RunStore, spec: LoopSpec, pending: dict, path: Path) -> di
     from synthloop.data import TableSchema
     from synthloop.graphs.context import LoopContext
 
+    if not Path(path).is_file():
+        raise ReviewError(f"The edited file '{path}' does not exist; pass the file you exported "
+                          "with --export and edited.")
     try:
         edited = read_file(str(path))
     except DataError as exc:

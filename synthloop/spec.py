@@ -665,6 +665,9 @@ def validate_spec(data: Any) -> LoopSpec:
 def load_spec(path: str | Path) -> LoopSpec:
     """Read and validate a YAML spec. Relative data paths resolve against its folder."""
     p = Path(path)
+    if p.is_dir():
+        raise SpecError(f"'{p}' is a folder, not a spec file; pass the path of a YAML loop spec "
+                        "in it, e.g. examples/lending_club.yaml.")
     if not p.is_file():
         raise SpecError(f"Spec file '{p}' does not exist; pass the path of a YAML loop spec.")
     try:

@@ -92,6 +92,12 @@ class TestBadInput:
         assert result.exit_code == 2
         assert_one_error_line(result.stderr, "nope.yaml", "does not exist")
 
+    def test_a_folder_given_as_the_spec(self, tmp_path):
+        result = runner.invoke(app, ["run", str(tmp_path)])
+
+        assert result.exit_code == 2
+        assert_one_error_line(result.stderr, f"'{tmp_path}' is a folder, not a spec file")
+
     def test_spec_that_is_not_yaml(self, tmp_path):
         spec = tmp_path / "bad.yaml"
         spec.write_text("data: [unclosed\n")

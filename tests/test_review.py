@@ -224,6 +224,18 @@ class TestEdit:
         assert not (runs / "e/data/batches/iter_001_reviewed.parquet").exists()
         assert len(model.calls) == calls
 
+    def test_a_missing_edited_file_is_named_and_changes_nothing(self, paused, tmp_path):
+        runs, model, pending = paused
+
+        with pytest.raises(ReviewError) as info:
+            review_run("e", runs, action="edit", edit=tmp_path / "nothere.csv",
+                       chat_model=model, cache_dir=None)
+
+        message = str(info.value)
+        assert "'" + str(tmp_path / "nothere.csv") + "' does not exist" in message
+        assert "--export" in message and "spec" not in message
+        assert pending_review("e", runs) == pending
+
     @pytest.mark.usefixtures("no_report")
     def test_an_edit_replaces_the_batch(self, paused, tmp_path, cancer_df):
         # Setup: change a value of the first row, drop the last, add a row of one's own
