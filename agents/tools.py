@@ -145,7 +145,7 @@ def check_rule(ctx: ToolContext) -> BaseTool:
     def run(expression: str) -> str:
         try:
             rule = parse_rule(expression)
-            check_columns(rule, ctx.schema.feature_names())
+            check_columns(rule, ctx.schema.feature_names(), ctx.schema.target)
             mask = evaluate_region(expression, ctx.train)
         except RuleError as exc:
             return f"the expression is not a valid rule: {exc}"

@@ -42,7 +42,9 @@ from synthloop.evals.fidelity import (
     TVComplement,
 )
 from synthloop.evals.privacy import DCR, NNDR, MembershipInference
+from synthloop.events import rule_text
 from synthloop.inspect import decision_label, teacher_label
+from synthloop.paths import output_file, output_folder
 from synthloop.spec import load_spec
 from synthloop.store import SPEC_FILE, SUMMARY_FILE, RunStore
 from synthloop.tools.constraints import evaluate_region, parse_rule
@@ -423,13 +425,17 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *,
     report = build_report(run_dir, holdout=holdout)
     target = Path(out) if out is not None else Path(run_dir)
     if target.suffix.lower() in (".html", ".htm"):
-        html_path, json_path = target, target.with_suffix(".json")
+        html_path, json_path = output_file(target, "--out"), target.with_suffix(".json")
     else:
+        target = output_folder(target, "--out")
         html_path, json_path = target / REPORT_HTML, target / REPORT_JSON
-    html_path.parent.mkdir(parents=True, exist_ok=True)
     page = render_html(report)
-    _atomic_write(json_path, json.dumps(report, indent=2, allow_nan=False) + "\n")
-    _atomic_write(html_path, page)
+    try:
+        _atomic_write(json_path, json.dumps(report, indent=2, allow_nan=False) + "\n")
+        _atomic_write(html_path, page)
+    except OSError as exc:
+        raise SynthloopError(f"--out '{target}': cannot write the report ({exc.strerror}); "
+                             f"pick a path you can write to") from None
     log.info("report of run %s written to %s", report["run"]["run_id"], html_path)
     return html_path, json_path
 
@@ -587,7 +593,7 @@ def _regions_html(reg: dict) -> str:
             "model.</p>")
     if not reg["regions"]:
         return head + _note(reg.get("note"))
-    rows = [[r["id"], r["rule"], r["support"], r["positives"], r["baseline"]["recall"],
+    rows = [[r["id"], rule_text(r["rule"]), r["support"], r["positives"], r["baseline"]["recall"],
              r["final"]["recall"], r["baseline"]["error_rate"], r["final"]["error_rate"]]
             for r in reg["regions"]]
     table = _table(["region", "rule", "rows", "positives", "recall baseline", "recall final",

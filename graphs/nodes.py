@@ -46,9 +46,11 @@ from synthloop.tools.consistency import ConsistencyModel
 from synthloop.tools.constraints import check_columns, parse_rule
 from synthloop.tools.curation import (
     blend_cap,
+    blend_refusal,
     confidence_floors,
     curate,
     region_confidence_floors,
+    share_room,
     training_frame,
 )
 from synthloop.tools.error_analysis import Region, analysis_threshold
@@ -188,7 +190,7 @@ def prepare(state: LoopState, ctx: LoopContext) -> dict:
     df = sample_rows(load_table(spec.resolved_source(), ctx.registry), spec)
     schema = infer_schema(df, spec)
     for rule in spec.rules:
-        check_columns(parse_rule(rule), schema.feature_names())
+        check_columns(parse_rule(rule), schema.feature_names(), schema.target)
     df = conform(df[[*schema.feature_names(), schema.target]], schema)
     train, val, holdout = split_real(df, spec, schema)
     ctx.store.write_json(SCHEMA, schema.model_dump())
@@ -543,7 +545,8 @@ def blend(state: LoopState, ctx: LoopContext) -> dict:
     info["candidate"] = ctx.store.write_frame(batch_path(k, "candidate"), cand)
     info["checks"] = {**info["checks"], "over_cap": int((~keep).sum()), **noise_counts}
     if cand.empty and not info.get("blocked"):
-        info["blocked"] = "the synthetic-share cap is reached"
+        info["blocked"] = blend_refusal(share_room(len(tr), 0 if syn is None else len(syn),
+                                                   ctx.spec.budget.max_synthetic_share))
     return {"batch": info}
 
 

@@ -16,6 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from synthloop.errors import ReviewPending, SynthloopError
+from synthloop.events import rule_text
+from synthloop.paths import write_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="synthloop: improve a model by generating the training data it is missing.")
@@ -163,8 +165,8 @@ def run(
     except SynthloopError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
-        _fail(f"interrupted; resume with 'synthloop resume {run_id or 'RUN_ID'} --runs-dir "
-              f"{runs_dir}'", code=130)
+        _fail(f"interrupted; resume with '{resume_command(run_id or 'RUN_ID', runs_dir)}'",
+              code=130)
     progress.finished(summary)
 
 
@@ -235,7 +237,8 @@ def print_report_headlines(rep: dict[str, Any], html_path: Path, json_path: Path
     for r in regions:
         out.print(f"region {r['id']} recall of '{rep['regions']['positive_class']}': "
                   f"{_num(r['baseline']['recall'], '.2f')} -> {_num(r['final']['recall'], '.2f')} "
-                  f"({r['positives']} positives in {r['support']} validation rows): {escape(r['rule'])}")
+                  f"({r['positives']} positives in {r['support']} validation rows): "
+                  f"{escape(rule_text(r['rule']))}")
     text = rep.get("text")
     if text is not None:
         syn = text["synthetic"]
@@ -371,7 +374,10 @@ def schema(out_file: Path | None = typer.Option(None, "--out", help="Write here,
 
     text = json.dumps(LoopSpec.model_json_schema(), indent=2)
     if out_file:
-        out_file.write_text(text + "\n")
+        try:
+            write_text(out_file, text + "\n", "--out")
+        except SynthloopError as exc:
+            _fail(str(exc))
     else:
         sys.stdout.write(text + "\n")
 
@@ -389,7 +395,12 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
 
 
 # the inspection commands (runs list/show/diff/history/mlflow, fork, lineage, graph)
-from synthloop.cli_runs import _log_mlflow, register, require_mlflow_if  # noqa: E402
+from synthloop.cli_runs import (  # noqa: E402
+    _log_mlflow,
+    register,
+    require_mlflow_if,
+    resume_command,
+)
 
 register(app)
 
@@ -405,6 +416,13 @@ def main() -> None:
         app()
     except SynthloopError as exc:  # errors raised outside a command's own handler
         err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        sys.exit(2)
+    except OSError as exc:  # a path the checks above did not foresee: name it, no traceback
+        if exc.filename is None:
+            raise
+        err.print(f"[bold red]error:[/] cannot use '{escape(str(exc.filename))}': "
+                  f"{escape(exc.strerror or str(exc))}; check the path and its permissions",
+                  soft_wrap=True)
         sys.exit(2)
 
 

@@ -16,6 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from synthloop.errors import SynthloopError
+from synthloop.events import rule_text
+from synthloop.paths import write_text
 
 # the same consoles as synthloop.cli's (which imports this module at its end, so the shared
 # helpers of synthloop.cli are imported inside the commands)
@@ -26,6 +28,11 @@ out = Console(highlight=False, soft_wrap=True)
 def _fail(message: str, code: int = 2) -> None:
     err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
+
+
+def resume_command(run_id: str, runs_dir: Path) -> str:
+    """The command that continues a run, as a user can paste it from anywhere."""
+    return f"synthloop resume {run_id} --runs-dir {runs_dir}"
 
 runs_app = typer.Typer(add_completion=False, no_args_is_help=True,
                        help="Inspect runs: list them, show one, diff two, its checkpoint history.")
@@ -159,7 +166,7 @@ def show_cmd(
         for r in regions:
             rec = "n/a" if r.get("recall") is None else f"{r['recall']:.2f}"
             rid = escape(f"[{r['id']}]")
-            out.print(f"  {rid} {escape(r['rule'])} — {r['support']} rows, error rate "
+            out.print(f"  {rid} {escape(rule_text(r['rule']))} — {r['support']} rows, error rate "
                       f"{r['error_rate']:.2f}, recall {rec}, generate '{escape(str(r['label']))}'")
     _heading("prompt versions")
     for p in d["prompts"]:
@@ -411,8 +418,8 @@ def fork_cmd(
         err.print(f"forked {escape(run_id)} at the end of iteration {from_iteration} (checkpoint "
                   f"{parent['parent']['checkpoint_id']}) -> {escape(store.run_id)}")
     if not start:
-        out.print(f"created {escape(str(store.root))}; run it with: synthloop resume "
-                  f"{escape(store.run_id)} --runs-dir {escape(str(store.root.parent))}")
+        out.print(f"created {escape(str(store.root))}; run it with: "
+                  f"{escape(resume_command(store.run_id, store.root.parent))}")
         return
     try:
         cache = default_cache_dir(store.root.parent)
@@ -422,8 +429,8 @@ def fork_cmd(
     except SynthloopError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
-        _fail(f"interrupted; resume with 'synthloop resume {store.run_id} --runs-dir "
-              f"{store.root.parent}'", code=130)
+        _fail(f"interrupted; resume with '{resume_command(store.run_id, store.root.parent)}'",
+              code=130)
     progress.finished(summary)
 
 
@@ -465,7 +472,7 @@ def lineage_cmd(
     where = (f" — found in {r['analysis']}: {st['support']} rows, error rate "
              f"{st['error_rate']:.2f}, recall {_n(st.get('recall'), '.2f')}, asks for "
              f"'{escape(str(st['label']))}'") if st else ""
-    out.print(f"region: {escape(str(r['rule']))}{where}")
+    out.print(f"region: {escape(rule_text(r['rule']))}{where}")
     if r["counterexample"]:
         out.print(f"  a counter-example: written for class '{escape(str(d['label']))}' inside "
                   "the region, to keep the boundary in place")
@@ -507,7 +514,10 @@ def graph_cmd(
     text = build_graph(LoopContext(spec=s, store=RunStore("."), client=None)).get_graph() \
         .draw_mermaid()
     if out_file:
-        out_file.write_text(text)
+        try:
+            write_text(out_file, text, "--out")
+        except SynthloopError as exc:
+            _fail(str(exc))
     else:
         sys.stdout.write(text)
 

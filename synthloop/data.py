@@ -191,7 +191,13 @@ def infer_schema(df: pd.DataFrame, spec: LoopSpec) -> TableSchema:
     for name in df.columns:
         if name == target or name in spec.data.drop_columns:
             continue
-        cols.append(_infer_column(df[name], name, is_text=(name == text_col)))
+        declared = spec.columns[name].type if name in spec.columns else None
+        s = df[name]
+        if declared in ("float", "int"):  # the user said numeric: other cells are missing
+            s = pd.to_numeric(s, errors="coerce")
+        elif declared is None and name != text_col:
+            _refuse_stray_text(s, name)
+        cols.append(_infer_column(s, name, is_text=(name == text_col)))
     for name, ov in spec.columns.items():
         i = next(i for i, c in enumerate(cols) if c.name == name)
         cols[i] = cols[i].model_copy(update=ov.model_dump(exclude_none=True))
@@ -243,6 +249,26 @@ def sample_rows(df: pd.DataFrame, spec: LoopSpec) -> pd.DataFrame:
             "raise data.max_rows."
         ) from None
     return part.sort_index().reset_index(drop=True)
+
+
+def _refuse_stray_text(s: pd.Series, name: str) -> None:
+    """A column of numbers but for a few cells (``?``, ``n/a``, a typo) would otherwise be read
+    as categories or free text without a word: name those cells and the two ways out."""
+    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        return
+    vals = s.dropna()
+    if vals.empty:
+        return
+    numeric = pd.to_numeric(vals, errors="coerce")
+    stray = vals[numeric.isna()].astype(str)
+    if stray.empty or numeric.notna().sum() < 10:
+        return
+    if len(stray) <= max(5, 0.01 * len(vals)):
+        shown = ", ".join(repr(v) for v in stray.unique()[:3])
+        raise DataError(
+            f"Column '{name}' holds numbers but for {len(stray)} cell(s) ({shown}); fix those "
+            f"cells in the data, or set 'columns: {{{name}: {{type: float}}}}' in the spec to "
+            f"read them as missing ({{type: category}} keeps every value as a category).")
 
 
 def _infer_column(s: pd.Series, name: str, is_text: bool = False) -> ColumnSchema:

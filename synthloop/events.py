@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+
+def rule_text(rule: Any) -> str:
+    """A region's rule as shown to a user: the rule ``True`` (a region with no condition: the
+    whole class, or every row when no smaller region stood out) reads as ``all rows``."""
+    return "all rows" if str(rule).strip() == "True" else str(rule)
+
 # counts in the validate node's ``checks`` that are not rejections
 _NOT_REJECTIONS = {"generated", "violation_rate"}
 
@@ -57,7 +63,7 @@ def node_message(node: str, update: dict[str, Any]) -> str:
         return f"baseline validation {update['baseline_validation']:.4f}"
     if node == "analyse" and "regions" in update:
         regs = update.get("regions", [])
-        return f"{len(regs)} region(s)" + (f"; top: {regs[0]['rule']}" if regs else "")
+        return f"{len(regs)} region(s)" + (f"; top: {rule_text(regs[0]['rule'])}" if regs else "")
     if node == "decide" and update.get("stop_reason"):
         return f"stop: {update['stop_reason']}"
     if node == "rewrite" and update.get("prompt"):

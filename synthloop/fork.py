@@ -34,6 +34,7 @@ from synthloop.errors import RunStoreError, SpecError
 from synthloop.graphs.context import LoopContext
 from synthloop.graphs.loop import build_graph
 from synthloop.inspect import find_run
+from synthloop.paths import check_run_id
 from synthloop.spec import LoopSpec, TextSpec, dump_spec, load_spec
 from synthloop.store import CHECKPOINT_FILE, FORK_FILE, SPEC_FILE, RunStore, new_run_id
 
@@ -153,7 +154,7 @@ def create_fork(run_id: str, runs_dir: str | Path = "runs", *, from_iteration: i
                             f"got {from_iteration}.")
     snap = state_at_iteration(parent, from_iteration)
     runs_dir = parent.root.parent  # the fork sits beside its parent
-    fork_id = new_run_id_ or new_run_id(spec.name)
+    fork_id = check_run_id(new_run_id_ or new_run_id(spec.name))
     if (runs_dir / fork_id).exists():
         raise RunStoreError(f"Run '{fork_id}' already exists in '{runs_dir}'; pick another id "
                             "with --run-id.")

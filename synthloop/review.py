@@ -23,6 +23,7 @@ from langgraph.types import Command
 from synthloop.data import conform, read_file
 from synthloop.errors import DataError, ReviewError
 from synthloop.graphs.context import LEAKAGE, SCHEMA, TEACHER
+from synthloop.paths import output_file
 from synthloop.runner import default_cache_dir, execute, open_graph, pending_interrupt
 from synthloop.spec import LoopSpec, load_spec
 from synthloop.store import SPEC_FILE, SUMMARY_FILE, RunStore
@@ -63,12 +64,18 @@ def export_rows(rows: pd.DataFrame, schema_cols: list[str], path: Path) -> Path:
     cols = ["_sl_row_id", *[c for c in schema_cols if c in rows.columns],
             *teacher_columns(rows)]
     frame = rows[cols]
-    if path.suffix.lower() in (".parquet", ".pq"):
-        frame.to_parquet(path, index=False)
-    elif path.suffix.lower() == ".csv":
-        frame.to_csv(path, index=False)
-    else:
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".parquet", ".pq", ".csv"):
         raise ReviewError(f"Export to '{path}': use a .csv or .parquet file name.")
+    path = output_file(path, "--export")
+    try:
+        if suffix == ".csv":
+            frame.to_csv(path, index=False)
+        else:
+            frame.to_parquet(path, index=False)
+    except OSError as exc:
+        raise ReviewError(f"--export '{path}': cannot write it ({exc.strerror}); "
+                          f"pick a path you can write to") from None
     return path
 
 
@@ -223,6 +230,7 @@ def _check_rows(rows: pd.DataFrame, ctx, schema, store: RunStore, pending: dict,
         RegionCheck,
         ValidationContext,
         run_validators,
+        schema_problem,
     )
 
     previous = ctx.synthetic(pending.get("synthetic_batches", []))
@@ -235,8 +243,14 @@ def _check_rows(rows: pd.DataFrame, ctx, schema, store: RunStore, pending: dict,
     _, rejected, _ = run_validators(rows, checks, vctx)
     if rejected.empty:
         return
-    shown = "; ".join(f"row {int(i) + 1} ({rejected.loc[i, '_sl_row_id']}): "
-                      f"{rejected.loc[i, '_sl_reject']}" for i in rejected.index[:3])
+    def why(i) -> str:
+        reason = rejected.loc[i, "_sl_reject"]
+        if reason in ("type", "range", "category", "null"):  # say which column, and its bounds
+            return schema_problem(rejected.loc[i], schema) or reason
+        return reason
+
+    shown = "; ".join(f"row {int(i) + 1} ({rejected.loc[i, '_sl_row_id']}): {why(i)}"
+                      for i in rejected.index[:3])
     more = f" and {len(rejected) - 3} more" if len(rejected) > 3 else ""
     raise ReviewError(f"{where} breaks {len(rejected)} of {len(rows)} row(s): {shown}{more}. "
                       f"Nothing was changed; {again}.")

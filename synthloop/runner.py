@@ -19,6 +19,7 @@ from synthloop.errors import ReviewPending, RunStoreError, SynthloopError
 from synthloop.graphs.context import SCHEMA, LoopContext
 from synthloop.graphs.loop import build_graph, stream_loop
 from synthloop.llm import LLMClient, make_chat_model
+from synthloop.paths import check_run_id, output_folder
 from synthloop.spec import LoopSpec, dump_spec, load_spec
 from synthloop.store import FORK_FILE, SPEC_FILE, SUMMARY_FILE, RunStore, new_run_id
 from synthloop.tools.constraints import check_columns, parse_rule
@@ -41,7 +42,8 @@ def _client(spec: LoopSpec, chat_model: BaseChatModel | None, cache_dir: Path | 
 
 
 def create_run(spec: LoopSpec, runs_dir: str | Path, run_id: str | None = None) -> RunStore:
-    run_id = run_id or new_run_id(spec.name)
+    run_id = check_run_id(run_id or new_run_id(spec.name))
+    output_folder(runs_dir, "--runs-dir")
     store = RunStore(Path(runs_dir) / run_id)
     if store.exists(SPEC_FILE):
         raise RunStoreError(f"Run '{run_id}' already exists in '{runs_dir}'; pick another id.")
@@ -54,7 +56,7 @@ def preflight(spec: LoopSpec) -> None:
     df = sample_rows(load_table(spec.resolved_source()), spec)
     schema = infer_schema(df, spec)
     for rule in spec.rules:
-        check_columns(parse_rule(rule), schema.feature_names())
+        check_columns(parse_rule(rule), schema.feature_names(), schema.target)
     if spec.is_text:
         from synthloop.graphs.text_nodes import text_schema
         from synthloop.tools.text import model_path
@@ -113,7 +115,8 @@ def run_loop(spec: LoopSpec | str | Path, runs_dir: str | Path = "runs", *,
     """Run a loop to its end and return its summary (also in ``runs/<run_id>/summary.json``)."""
     if not isinstance(spec, LoopSpec):
         spec = load_spec(spec)
-    run_id = run_id or new_run_id(spec.name)
+    run_id = check_run_id(run_id or new_run_id(spec.name))
+    output_folder(runs_dir, "--runs-dir")  # before the LLM loads and the data is read
     cache = default_cache_dir(runs_dir) if cache_dir == "default" else cache_dir
     client = _client(spec, chat_model, Path(cache) if cache else None)
     preflight(spec)

@@ -47,6 +47,18 @@ class DataSpec(_Section):
         "large data set). None: every row.",
     )
 
+    @field_validator("positive_class", mode="before")
+    @classmethod
+    def _class_as_text(cls, v: Any) -> Any:
+        # classes are compared as text: YAML reads `positive_class: 2` as a number, which
+        # means the class "2"; a float or a yes/no is ambiguous, so ask for quotes
+        if isinstance(v, bool) or isinstance(v, float):
+            raise ValueError(f"write the class as it appears in the data, in quotes, "
+                             f"e.g. positive_class: \"{v}\"")
+        if isinstance(v, int):
+            return str(v)
+        return v
+
 
 class ColumnOverride(_Section):
     type: Literal["float", "int", "category", "bool", "text"] | None = None
@@ -605,7 +617,9 @@ class LoopSpec(_Section):
         for key, value in overrides.items():
             node = data
             parts = key.split(".")
-            for part in parts[:-1]:
+            for depth, part in enumerate(parts[:-1]):
+                if depth == 1 and parts[0] == "columns" and part not in node:
+                    node[part] = {}  # columns.NAME.type=...: a new override for column NAME
                 if not isinstance(node.get(part), dict):
                     raise SpecError(f"Cannot set '{key}': '{part}' is not a section of the spec.")
                 node = node[part]

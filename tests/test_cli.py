@@ -61,6 +61,13 @@ BAD_INPUTS = {
     "rule naming an unknown column": (
         {"data": {"source": "cancer.csv", "target": "diagnosis"}, "rules": ["radius > 1"]},
         ["Rule 'radius > 1' names column(s) ['radius']"]),
+    "rule naming the target": (
+        {"data": {"source": "cancer.csv", "target": "diagnosis"},
+         "rules": ["diagnosis == 'malignant'"]},
+        ["names the target column 'diagnosis'", "feature columns only"]),
+    "positive class written as a float": (
+        {"data": {"source": "cancer.csv", "target": "diagnosis", "positive_class": 1.5}},
+        ["data.positive_class", "in quotes", 'positive_class: "1.5"']),
     "bad metric name": (
         {"data": {"source": "cancer.csv", "target": "diagnosis"}, "metric": {"name": "f2"}},
         ["The 'metric.name' parameter of LoopSpec must be one of", "Got 'f2' instead."]),
@@ -85,6 +92,22 @@ class TestBadInput:
         assert "Traceback" not in result.output
         assert result.stdout == ""
         assert run_folders(runs) == []
+
+    def test_a_stray_text_cell_in_a_numeric_column_is_named(self, cancer_df, tmp_path):
+        # Setup: one '?' among 288 numbers, as exported spreadsheets have
+        df = cancer_df.astype({"mean_radius": object})
+        df.loc[7, "mean_radius"] = "?"
+        df.to_csv(tmp_path / "stray.csv", index=False)
+        spec = write_spec(tmp_path, {"data": {"source": "stray.csv", "target": "diagnosis"}})
+
+        # Run
+        result = runner.invoke(app, ["run", str(spec), "--runs-dir", str(tmp_path / "runs")])
+
+        # Assert: named, with both ways out, instead of a silent text column
+        assert result.exit_code == 2
+        assert_one_error_line(result.stderr, "Column 'mean_radius' holds numbers but for 1 "
+                              "cell(s) ('?')", "{mean_radius: {type: float}}")
+        assert run_folders(tmp_path / "runs") == []
 
     def test_missing_spec_file(self, tmp_path):
         result = runner.invoke(app, ["run", str(tmp_path / "nope.yaml")])

@@ -9,9 +9,11 @@ import pytest
 from synthloop.data import ColumnSchema, TableSchema
 from synthloop.tools.curation import (
     blend_cap,
+    blend_refusal,
     confidence_floors,
     curate,
     region_confidence_floors,
+    share_room,
     training_frame,
 )
 
@@ -62,6 +64,17 @@ class TestBlendCap:
 
         assert keep.sum() == 5
         assert keep[-5:].all()  # the five most confident
+
+    def test_a_batch_refused_by_the_balance_is_not_called_over_the_cap(self):
+        # Setup: only majority rows, while the minority has no synthetic row yet: under the
+        # share cap there is room for 30 rows, and the balance lets none in
+        keep = cap(["maj"] * 5, np.ones(5))
+        room = share_room(n_real=70, n_synthetic_before=0, max_share=0.3)
+
+        # Assert
+        assert not keep.any() and room == 30
+        assert blend_refusal(room).startswith("the class balance is reached")
+        assert blend_refusal(share_room(70, 30, 0.3)) == "the synthetic-share cap is reached"
 
     def test_balance_off_only_applies_the_share_cap(self):
         keep = cap(["min"] * 20, np.ones(20), class_counts={"maj": 60, "min": 50},

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from synthloop.cli import app
 from synthloop.errors import ReviewError, ReviewPending
 from synthloop.graphs import loop
-from synthloop.review import candidate_rows, export_rows, pending_review, review_run
+from synthloop.review import _same, candidate_rows, export_rows, pending_review, review_run
 from synthloop.runner import resume_run, run_loop
 from tests.fakes import scripted
 from tests.plugin_support import fast_report, no_report  # noqa: F401  (fixture)
@@ -198,6 +198,8 @@ class TestEdit:
     @pytest.mark.parametrize("edit, fragment", [
         (lambda df, real: df.assign(mean_radius=[1e6] + list(df.mean_radius[1:])),
          "breaks 1 of {n} row(s): row 1 ("),
+        (lambda df, real: df.assign(mean_radius=[1e6] + list(df.mean_radius[1:])),
+         "'mean_radius' = 1e+06 is above its maximum"),
         (lambda df, real: df.assign(note="x"), "has column(s) ['note'] the data does not have"),
         (lambda df, real: df.drop(columns=["mean_area"]), "lacks column(s) ['mean_area']"),
         (lambda df, real: df.assign(diagnosis="unsure"), "has class 'unsure' in 'diagnosis'"),
@@ -347,7 +349,6 @@ class TestNothingToReview:
 
 def test_a_csv_round_trip_of_a_float_is_not_a_reviewers_change():
     # Setup: the value the trial's export wrote, and what pandas read back from the CSV
-    from synthloop.review import _same
     written, read_back = 457.71678414400725, float("457.7167841440073")
     assert written != read_back  # the round trip moved the last digit
 

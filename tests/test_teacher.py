@@ -236,10 +236,10 @@ def assert_labelled_by_a_teacher_on_every_real_row(folder: Path, seed: int) -> p
     real = pd.concat([pd.read_parquet(folder / "data" / f"real_{p}.parquet")
                       for p in ("train", "validation", "holdout")], ignore_index=True)
     syn = pd.read_parquet(folder / "data" / "synthetic.parquet")
-    final = Teacher(KINDS, seed).fit(real, _schema(folder))
+    schema = _schema(folder)
+    final = Teacher(KINDS, seed).fit(real, schema)
     assert np.allclose(syn[f"{PREFIX}malignant"],
-                       final.proba(syn)[:, _schema(folder).classes.index("malignant")],
-                       atol=1e-6)
+                       final.proba(syn)[:, schema.classes.index("malignant")], atol=1e-6)
     return syn
 
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from synthloop.checkpoints import history
 from synthloop.cli import app
-from synthloop.events import node_event
+from synthloop.events import node_event, rule_text
 from synthloop.graphs.loop import NODES
 from synthloop.inspect import lineage, row_fates, show_run
 from synthloop.store import RunStore
@@ -313,6 +313,15 @@ class TestProgressEvents:
         assert ev == {"event": "node", "run_id": "r", "node": "generate", "iteration": 2,
                       "seconds": 1.5, "elapsed": 3.0, "tokens": 120, "tokens_used": 900,
                       "rows": {"generated": 7}, "message": "7 rows from 2 calls (0 failed)"}
+
+    def test_a_region_without_conditions_reads_as_all_rows(self):
+        # the rule 'True' (every row, when no smaller region stood out) is shown as words
+        update = {"iteration": 0, "regions": [{"id": "r1", "rule": "True"}]}
+
+        ev = node_event("analyse", update, run_id="r", elapsed=1.0)
+
+        assert ev["message"] == "1 region(s); top: all rows"
+        assert rule_text("mean_radius > 15") == "mean_radius > 15"
 
     @pytest.mark.parametrize("accepted,message", [
         (True, "31 rows accepted: validation did not drop"),

@@ -128,8 +128,16 @@ _ALLOWED = (
 )
 
 
-def check_columns(rule: Rule, columns) -> None:
+def check_columns(rule: Rule, columns, target: str | None = None) -> None:
+    """Refuse a rule that names a column outside ``columns``; ``target`` (the label column)
+    gets its own message, since the data has it but a rule may not use it."""
     missing = [c for c in rule.columns if c not in set(columns)]
+    if target is not None and target in missing:
+        raise RuleError(
+            f"Rule {rule.text!r} names the target column {target!r}; rules may use feature "
+            f"columns only (they hold for every row, whatever its label), so drop "
+            f"{target!r} from the rule."
+        )
     if missing:
         raise RuleError(
             f"Rule {rule.text!r} names column(s) {missing} that the data does not have; "

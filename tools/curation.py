@@ -73,6 +73,19 @@ def curate(batch: pd.DataFrame, proba: np.ndarray, schema: TableSchema,
     return conf >= floor, conf
 
 
+def share_room(n_real: int, n_synthetic_before: int, max_share: float) -> int:
+    """How many more synthetic rows fit under ``budget.max_synthetic_share``."""
+    return int(np.floor(max_share * n_real / (1 - max_share))) - n_synthetic_before
+
+
+def blend_refusal(room: int) -> str:
+    """Why ``blend_cap`` kept no row of a batch, given the ``share_room`` left before it."""
+    if room <= 0:
+        return "the synthetic-share cap is reached"
+    return ("the class balance is reached: the batch's classes already have their share of "
+            "synthetic rows (blend.balance)")
+
+
 def blend_cap(batch: pd.DataFrame, confidence: np.ndarray, schema: TableSchema,
               n_real: int, class_counts: dict[str, int], n_synthetic_before: int,
               synthetic_counts: dict[str, int], max_share: float, balance: bool) -> np.ndarray:
@@ -83,7 +96,7 @@ def blend_cap(batch: pd.DataFrame, confidence: np.ndarray, schema: TableSchema,
     synthetic rows as the other classes have on average, so synthetic rows never add to the
     imbalance. Rows are taken most confident first, so a cut keeps the most plausible ones.
     """
-    cap_total = int(np.floor(max_share * n_real / (1 - max_share))) - n_synthetic_before
+    cap_total = share_room(n_real, n_synthetic_before, max_share)
     majority = max(class_counts.values()) if class_counts else 0
     keep = np.zeros(len(batch), bool)
     labels = batch[schema.target].astype(str).to_numpy()

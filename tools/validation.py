@@ -116,6 +116,33 @@ def schema_violations(df: pd.DataFrame, schema: TableSchema) -> dict[str, np.nda
     return {"type": bad_type, "range": bad_range, "category": bad_cat, "null": bad_null}
 
 
+def schema_problem(row: pd.Series, schema: TableSchema) -> str | None:
+    """What is wrong with one row for the schema, naming the column and what it allows
+    (None when nothing is): the words for a person, where ``schema_violations`` counts."""
+    for c in schema.columns:
+        if c.name not in row.index:
+            continue
+        v = row[c.name]
+        if v is None or (not isinstance(v, str) and pd.isna(v)):
+            if not c.nullable:
+                return f"'{c.name}' is empty, and the column has no missing values"
+            continue
+        if c.type in ("float", "int"):
+            num = pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0]
+            if pd.isna(num):
+                return f"'{c.name}' = {v!r} is not a number"
+            allowed = (f" (allowed {c.min:g} to {c.max:g})"
+                       if c.min is not None and c.max is not None else "")
+            if c.min is not None and num < c.min:
+                return f"'{c.name}' = {num:g} is below its minimum {c.min:g}{allowed}"
+            if c.max is not None and num > c.max:
+                return f"'{c.name}' = {num:g} is above its maximum {c.max:g}{allowed}"
+        elif c.type == "category" and c.categories and str(v) not in c.categories:
+            shown = ", ".join(c.categories[:8]) + (", ..." if len(c.categories) > 8 else "")
+            return f"'{c.name}' = {str(v)!r} is not one of its categories ({shown})"
+    return None
+
+
 @dataclass
 class ValidationContext:
     """What validators may look at besides the batch: the schema, the spec's rules, the

@@ -1,0 +1,81 @@
+"""Paths a user hands synthloop: checked before anything is written, so a wrong one ends in
+one line that names it (never a traceback, never a half-written file).
+
+- ``output_file``: a file to write (``--out`` of ``report``, ``schema``, ``graph``, ``review
+  --export``). A missing parent folder is created; a folder, or a parent that is a file, is
+  refused.
+- ``output_folder``: a folder to write into (``--runs-dir``, ``report --out DIR``).
+- ``check_run_id``: a run id is one folder name inside the runs folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from synthloop.errors import SynthloopError
+
+
+def _first_file_above(path: Path) -> Path | None:
+    """The nearest existing ancestor of ``path`` that is a file, not a folder (or None)."""
+    for p in [path, *path.parents]:
+        if p.exists():
+            return p if not p.is_dir() else None
+    return None
+
+
+def _make_folder(folder: Path, what: str, shown: Path) -> None:
+    blocker = _first_file_above(folder)
+    if blocker is not None:
+        raise SynthloopError(f"{what} '{shown}': '{blocker}' is a file, not a folder; "
+                             f"pick a path under a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SynthloopError(f"{what} '{shown}': cannot create the folder '{folder}' "
+                             f"({exc.strerror}); pick a path you can write to") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SynthloopError(f"{what} '{shown}': the folder '{folder}' is not writable; "
+                             f"pick a path you can write to")
+
+
+def output_file(path: str | Path, what: str) -> Path:
+    """``path`` ready to be written: its folder exists and is writable, and it is not a folder.
+    ``what`` names the option in messages, e.g. ``"--out"``."""
+    path = Path(path)
+    if path.is_dir():
+        raise SynthloopError(f"{what} '{path}' is a folder; give a file path, "
+                             f"e.g. {path / 'NAME'}")
+    _make_folder(path.parent, what, path)
+    return path
+
+
+def output_folder(path: str | Path, what: str) -> Path:
+    """``path`` as an existing, writable folder (created if missing)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise SynthloopError(f"{what} '{path}' is a file, not a folder; give a folder "
+                             f"(it is created if missing)")
+    _make_folder(path, what, path)
+    return path
+
+
+def write_text(path: str | Path, text: str, what: str) -> Path:
+    """Write ``text`` to the user's ``path`` (checked as ``output_file``)."""
+    path = output_file(path, what)
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise SynthloopError(f"{what} '{path}': cannot write it ({exc.strerror}); "
+                             f"pick a path you can write to") from None
+    return path
+
+
+def check_run_id(run_id: str) -> str:
+    """A run id names one folder inside the runs folder: no path separators, not '.' or '..'."""
+    bad = (not run_id or run_id.strip() != run_id or run_id in (".", "..")
+           or "/" in run_id or "\\" in run_id or os.sep in run_id or "\0" in run_id)
+    if bad:
+        raise SynthloopError(f"run id {run_id!r} must be one folder name (letters, digits, "
+                             f"'-', '_', '.'; no '/'), e.g. my-run-1")
+    return run_id

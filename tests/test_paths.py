@@ -1,0 +1,146 @@
+"""Paths and names a user hands the CLI: a wrong one is one 'error:' line that names it, exit
+code 2, and nothing written (``synthloop.paths``); a missing parent folder of an output file
+is created."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from synthloop.cli import app
+from tests.test_cli import assert_one_error_line, run_folders, write_spec
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def spec_file(cancer_csv):
+    return write_spec(cancer_csv.parent, {"data": {"source": "cancer.csv",
+                                                   "target": "diagnosis"}})
+
+
+@pytest.fixture
+def a_file(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("keep me\n")
+    return path
+
+
+class TestRun:
+    def test_runs_dir_that_is_a_file(self, spec_file, a_file):
+        result = runner.invoke(app, ["run", str(spec_file), "--runs-dir", str(a_file)])
+
+        assert result.exit_code == 2, result.output
+        assert_one_error_line(result.stderr, f"--runs-dir '{a_file}' is a file, not a folder")
+        assert a_file.read_text() == "keep me\n"
+
+    def test_runs_dir_under_a_file(self, spec_file, a_file):
+        result = runner.invoke(app, ["run", str(spec_file), "--runs-dir", str(a_file / "runs")])
+
+        assert result.exit_code == 2, result.output
+        assert_one_error_line(result.stderr, f"'{a_file}' is a file, not a folder")
+
+    @pytest.mark.parametrize("run_id", ["a/b", "..", "../escape", " padded"])
+    def test_a_run_id_is_one_folder_name(self, spec_file, tmp_path, run_id):
+        runs = tmp_path / "runs"
+
+        result = runner.invoke(app, ["run", str(spec_file), "--runs-dir", str(runs),
+                                     "--run-id", run_id])
+
+        assert result.exit_code == 2, result.output
+        assert_one_error_line(result.stderr, f"run id {run_id!r} must be one folder name")
+        assert run_folders(runs) == []
+        assert not (tmp_path / "escape").exists()
+
+
+class TestOutputFiles:
+    def test_schema_into_a_missing_folder_creates_it(self, tmp_path):
+        target = tmp_path / "new" / "deeper" / "schema.json"
+
+        result = runner.invoke(app, ["schema", "--out", str(target)])
+
+        assert result.exit_code == 0, result.output
+        assert "data" in json.loads(target.read_text())["properties"]
+
+    def test_schema_under_a_file(self, a_file):
+        result = runner.invoke(app, ["schema", "--out", str(a_file / "schema.json")])
+
+        assert result.exit_code == 2
+        assert_one_error_line(result.stderr, f"'{a_file}' is a file, not a folder")
+        assert a_file.read_text() == "keep me\n"
+
+    def test_graph_into_a_missing_folder_creates_it(self, tmp_path):
+        target = tmp_path / "docs" / "loop.mmd"
+
+        result = runner.invoke(app, ["graph", "--out", str(target)])
+
+        assert result.exit_code == 0, result.output
+        assert "generate" in target.read_text()
+
+    def test_graph_onto_a_folder(self, tmp_path):
+        result = runner.invoke(app, ["graph", "--out", str(tmp_path)])
+
+        assert result.exit_code == 2
+        assert_one_error_line(result.stderr, f"--out '{tmp_path}' is a folder; give a file path")
+
+
+class TestReport:
+    @pytest.fixture
+    def runs(self, traced_run, tmp_path):
+        runs_dir, summary = traced_run
+        copy = tmp_path / "runs"
+        shutil.copytree(runs_dir / summary["run_id"], copy / "kept")
+        return copy
+
+    def test_out_that_is_a_file(self, runs, a_file):
+        result = runner.invoke(app, ["report", "kept", "--runs-dir", str(runs),
+                                     "--out", str(a_file)])
+
+        assert result.exit_code == 2, result.output
+        assert_one_error_line(result.stderr, f"--out '{a_file}' is a file, not a folder")
+        assert a_file.read_text() == "keep me\n"
+
+    def test_html_out_under_a_file(self, runs, a_file):
+        result = runner.invoke(app, ["report", "kept", "--runs-dir", str(runs),
+                                     "--out", str(a_file / "r.html")])
+
+        assert result.exit_code == 2, result.output
+        assert_one_error_line(result.stderr, f"'{a_file}' is a file, not a folder")
+
+    def test_html_out_in_a_missing_folder_creates_it(self, runs, tmp_path):
+        target = tmp_path / "shared" / "reports" / "kept.html"
+
+        result = runner.invoke(app, ["report", "kept", "--runs-dir", str(runs),
+                                     "--out", str(target)])
+
+        assert result.exit_code == 0, result.output
+        assert target.is_file() and target.with_suffix(".json").is_file()
+
+
+class TestEntryPoint:
+    def test_an_unforeseen_os_error_names_the_path_without_a_traceback(
+            self, monkeypatch, capsys):
+        # Setup: a file system error from deep inside a command, with the path it concerns
+        from synthloop import cli
+        from synthloop.spec import LoopSpec
+
+        def refuse(*args, **kwargs):
+            raise PermissionError(13, "Permission denied", "/srv/locked/spec.json")
+
+        monkeypatch.setattr(LoopSpec, "model_json_schema", classmethod(refuse))
+        monkeypatch.setattr(sys, "argv", ["synthloop", "schema"])
+
+        # Run
+        with pytest.raises(SystemExit) as info:
+            cli.main()
+
+        # Assert
+        assert info.value.code == 2
+        captured = capsys.readouterr()
+        assert_one_error_line(captured.err, "cannot use '/srv/locked/spec.json'",
+                              "Permission denied")
+        assert "Traceback" not in captured.err + captured.out
