@@ -18,6 +18,7 @@ from rich.table import Table
 from synthloop.errors import ReviewPending, SynthloopError
 from synthloop.events import rule_text
 from synthloop.paths import write_text
+from synthloop.store import resume_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="synthloop: improve a model by generating the training data it is missing.")
@@ -399,7 +400,6 @@ from synthloop.cli_runs import (  # noqa: E402
     _log_mlflow,
     register,
     require_mlflow_if,
-    resume_command,
 )
 
 register(app)

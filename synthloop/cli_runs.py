@@ -18,6 +18,7 @@ from rich.table import Table
 from synthloop.errors import SynthloopError
 from synthloop.events import rule_text
 from synthloop.paths import write_text
+from synthloop.store import resume_command
 
 # the same consoles as synthloop.cli's (which imports this module at its end, so the shared
 # helpers of synthloop.cli are imported inside the commands)
@@ -29,10 +30,6 @@ def _fail(message: str, code: int = 2) -> None:
     err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
-
-def resume_command(run_id: str, runs_dir: Path) -> str:
-    """The command that continues a run, as a user can paste it from anywhere."""
-    return f"synthloop resume {run_id} --runs-dir {runs_dir}"
 
 runs_app = typer.Typer(add_completion=False, no_args_is_help=True,
                        help="Inspect runs: list them, show one, diff two, its checkpoint history.")

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from synthloop.errors import RunStoreError, SynthloopError
-from synthloop.store import SPEC_FILE, SUMMARY_FILE, RunStore
+from synthloop.store import SPEC_FILE, SUMMARY_FILE, RunStore, resume_command
 
 MLFLOW_FILE = "mlflow.json"
 INSTALL_HINT = "MLflow logging needs the mlflow package; install it with: pip install 'synthloop[mlflow]'"
@@ -105,7 +105,8 @@ def log_run(run_dir: str | Path, *, tracking_uri: str | None = None,
     store = RunStore(run_dir)
     if not store.exists(SUMMARY_FILE):
         raise RunStoreError(f"Run '{store.run_id}' has not finished (no {SUMMARY_FILE}); finish "
-                            f"it with 'synthloop resume {store.run_id}', then log it.")
+                            f"it with '{resume_command(store.run_id, store.root.parent)}', "
+                            "then log it.")
     summary = store.read_json(SUMMARY_FILE)
     uri = tracking_uri or default_tracking_uri(store.root.parent)
     if uri.startswith("file:"):

@@ -26,7 +26,7 @@ from synthloop.graphs.context import LEAKAGE, SCHEMA, TEACHER
 from synthloop.paths import output_file
 from synthloop.runner import default_cache_dir, execute, open_graph, pending_interrupt
 from synthloop.spec import LoopSpec, load_spec
-from synthloop.store import SPEC_FILE, SUMMARY_FILE, RunStore
+from synthloop.store import SPEC_FILE, SUMMARY_FILE, RunStore, resume_command
 from synthloop.tools.teacher import PREFIX as TEACHER_PREFIX
 from synthloop.tools.teacher import teacher_columns
 
@@ -46,7 +46,7 @@ def pending_review(run_id: str, runs_dir: str | Path = "runs", *, checkpointer=N
         pending = pending_interrupt(graph, run_id)
     if pending is None:
         state = "it is finished" if store.exists(SUMMARY_FILE) else \
-            "it is not paused for review; continue it with: synthloop resume " + run_id
+            "it is not paused for review; continue it with: " + resume_command(run_id, runs_dir)
         mode = "" if spec.review.mode == "batch" else " (its spec has no review: {mode: batch})"
         raise ReviewError(f"Run '{run_id}' has no batch waiting for review: {state}{mode}.")
     return pending

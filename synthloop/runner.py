@@ -21,7 +21,14 @@ from synthloop.graphs.loop import build_graph, stream_loop
 from synthloop.llm import LLMClient, make_chat_model
 from synthloop.paths import check_run_id, output_folder
 from synthloop.spec import LoopSpec, dump_spec, load_spec
-from synthloop.store import FORK_FILE, SPEC_FILE, SUMMARY_FILE, RunStore, new_run_id
+from synthloop.store import (
+    FORK_FILE,
+    SPEC_FILE,
+    SUMMARY_FILE,
+    RunStore,
+    new_run_id,
+    resume_command,
+)
 from synthloop.tools.constraints import check_columns, parse_rule
 from synthloop.tools.registry import default_registry
 
@@ -100,7 +107,7 @@ def execute(store: RunStore, spec: LoopSpec, *, resume: bool,
         raise ReviewPending(store.run_id, pending)
     if not store.exists(SUMMARY_FILE):
         raise SynthloopError(f"Run '{store.run_id}' stopped before its report; "
-                             f"resume it with: synthloop resume {store.run_id}")
+                             f"resume it with: {resume_command(store.run_id, store.root.parent)}")
     summary = store.read_json(SUMMARY_FILE)
     if store.exists(FORK_FILE) and "parent" not in summary:  # a fork names its parent
         summary["parent"] = store.read_json(FORK_FILE)["parent"]

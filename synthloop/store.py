@@ -29,6 +29,11 @@ CHECKPOINT_FILE = "checkpoint.sqlite"
 FORK_FILE = "fork.json"  # a fork's parent run and iteration (see synthloop.fork)
 
 
+def resume_command(run_id: str, runs_dir: str | Path) -> str:
+    """The command that continues a run, as a user can paste it from anywhere."""
+    return f"synthloop resume {run_id} --runs-dir {runs_dir}"
+
+
 def new_run_id(name: str) -> str:
     return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 

@@ -176,6 +176,20 @@ class TestApproveAndReject:
                                               "is finished"):
             pending_review("r", home / "reviewed")
 
+    def test_a_stopped_run_names_the_resume_command_with_its_runs_folder(self, home, tmp_path):
+        # Setup: a run that stopped before its first checkpoint, in a folder of its own
+        from synthloop.spec import dump_spec
+
+        (tmp_path / "elsewhere" / "half").mkdir(parents=True)
+        (tmp_path / "elsewhere" / "half" / "spec.yaml").write_text(dump_spec(make_spec(
+            base_spec(home / "cancer.csv", review=GATE))))
+
+        # Run / Assert: the hint, pasted as it is, finds the run
+        with pytest.raises(ReviewError, match="not paused for review; continue it with: "
+                                              "synthloop resume half --runs-dir "
+                                              + str(tmp_path / "elsewhere")):
+            pending_review("half", tmp_path / "elsewhere")
+
 
 class TestEdit:
     @pytest.fixture(scope="class")
