@@ -412,8 +412,29 @@ register_plugin_commands(app)
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:  # typer >= 0.22 carries its own copy of click; its usage errors are that copy's
+        from typer._click import exceptions as click
+    except ImportError:  # pragma: no cover - older typer, on click itself
+        from click import exceptions as click
+
     try:
-        app()
+        # standalone_mode=False: click's usage errors come here, to be said in one line
+        # instead of typer's boxed panel; typer.Exit(code) comes back as the return value
+        code = app(standalone_mode=False)
+    except click.NoArgsIsHelpError as exc:  # bare 'synthloop' or 'synthloop runs'
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        err.print(f"[bold red]error:[/] {escape(exc.format_message())}{escape(where)}",
+                  soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        err.print(f"[bold red]error:[/] {escape(exc.format_message())}", soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except (click.Abort, typer.Abort):
+        err.print("[bold red]error:[/] aborted", soft_wrap=True)
+        sys.exit(1)
     except SynthloopError as exc:  # errors raised outside a command's own handler
         err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
@@ -424,6 +445,7 @@ def main() -> None:
                   f"{escape(exc.strerror or str(exc))}; check the path and its permissions",
                   soft_wrap=True)
         sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -208,6 +208,20 @@ class TestEntryPoint:
         assert "Traceback" not in proc.stderr + proc.stdout
         assert run_folders(runs) == []
 
+    @pytest.mark.parametrize("args, fragments", [
+        (["run", "spec.yaml", "--bogus"],
+         ["No such option: --bogus", "(see 'python -m synthloop run --help')"]),
+        (["run", "spec.yaml", "--seed", "abc"], ["Invalid value for '--seed'"]),
+        (["nosuch"], ["No such command 'nosuch'"]),
+    ])
+    def test_a_usage_error_is_one_line_not_a_panel(self, args, fragments, tmp_path):
+        proc = subprocess.run([sys.executable, "-m", "synthloop", *args], capture_output=True,
+                              text=True, timeout=120, cwd=tmp_path)
+
+        assert proc.returncode == 2
+        assert_one_error_line(proc.stderr, *fragments)
+        assert proc.stdout == ""
+
     def test_schema_command_prints_json_schema(self):
         import json
 
