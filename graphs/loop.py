@@ -104,10 +104,21 @@ def recursion_limit(max_iterations: int) -> int:
 
 
 def stream_loop(graph, run_id: str, max_iterations: int, *, resume: bool,
-                command: Any = None) -> Iterator[dict[str, Any]]:
+                command: Any = None, on_progress: Callable[[dict], None] | None = None
+                ) -> Iterator[dict[str, Any]]:
     """Run (or resume) the graph, yielding ``{node: update}`` after each node. ``command``
-    (a LangGraph ``Command(resume=...)``) answers a pending interrupt, e.g. a review."""
+    (a LangGraph ``Command(resume=...)``) answers a pending interrupt, e.g. a review.
+    ``on_progress`` gets what nodes write to the ``custom`` stream while they run (one dict
+    per finished LLM call, see ``synthloop.llm.client``)."""
     config = {"configurable": {"thread_id": run_id},
               "recursion_limit": recursion_limit(max_iterations)}
     inputs = command if command is not None else (None if resume else {"run_id": run_id})
-    yield from graph.stream(inputs, config=config, stream_mode="updates")
+    if on_progress is None:
+        yield from graph.stream(inputs, config=config, stream_mode="updates")
+        return
+    for mode, chunk in graph.stream(inputs, config=config, stream_mode=["updates", "custom"]):
+        if mode == "custom":
+            if isinstance(chunk, dict):
+                on_progress(chunk)
+        else:
+            yield chunk

@@ -34,7 +34,13 @@ def _fail(message: str, code: int = 2) -> None:
 
 class Progress:
     """Live progress from the graph's stream: one line per node on stderr, or with ``--json``
-    one JSON event per line on stdout (``started``, then ``node`` events, then ``finished``)."""
+    one JSON event per line on stdout (``started``, then ``node`` events, then ``finished``).
+
+    While a node runs, each LLM call it finishes is a ``progress`` event; as text, one line at
+    most every ``PROGRESS_EVERY`` seconds of silence, so a long generate step shows it is
+    alive without flooding the terminal."""
+
+    PROGRESS_EVERY = 10.0
 
     def __init__(self, as_json: bool = False, run_id: str | None = None,
                  run_dir: Path | None = None):
@@ -43,6 +49,7 @@ class Progress:
         self.run_dir = run_dir
         self.start = time.perf_counter()
         self._started = False
+        self._last_line = 0.0  # when the last text line was printed (seconds since start)
 
     def emit(self, event: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(event, default=str) + "\n")
@@ -57,13 +64,22 @@ class Progress:
             err.print(f"[dim]run {escape(str(self.run_id))} in {escape(str(self.run_dir))}[/]")
 
     def __call__(self, node: str, update: dict[str, Any]) -> None:
-        from synthloop.events import node_event
+        from synthloop.events import node_event, progress_event
 
         if not self._started:
             self.started()
+        elapsed = time.perf_counter() - self.start
+        if "progress" in update:  # an LLM call inside a node still running
+            ev = progress_event(node, update["progress"], run_id=self.run_id, elapsed=elapsed)
+            if self.as_json:
+                self.emit(ev)
+            elif elapsed - self._last_line >= self.PROGRESS_EVERY:
+                self._last_line = elapsed
+                err.print(f"[dim]{elapsed:7.1f}s {'':>7} {node:<9} {escape(ev['message'])}[/]")
+            return
+        self._last_line = elapsed
 
-        ev = node_event(node, update, run_id=self.run_id,
-                        elapsed=time.perf_counter() - self.start)
+        ev = node_event(node, update, run_id=self.run_id, elapsed=elapsed)
         if self.as_json:
             self.emit(ev)
             return

@@ -15,6 +15,21 @@ def rule_text(rule: Any) -> str:
     whole class, or every row when no smaller region stood out) reads as ``all rows``."""
     return "all rows" if str(rule).strip() == "True" else str(rule)
 
+def progress_event(node: str, payload: dict[str, Any], *, run_id: str | None = None,
+                   elapsed: float | None = None) -> dict[str, Any]:
+    """An LLM call finished inside a node that is still running: ``{"event": "progress",
+    "run_id", "node", "elapsed", "llm_calls", "cached_calls", "failures", "tokens",
+    "message"}`` (the counts are the node's so far, in this iteration)."""
+    calls, cached = int(payload.get("llm_calls", 0)), int(payload.get("cached_calls", 0))
+    from_cache = f", {cached} from the cache" if cached else ""
+    return {"event": "progress", "run_id": run_id, "node": node,
+            "elapsed": None if elapsed is None else round(elapsed, 2),
+            "llm_calls": calls, "cached_calls": cached,
+            "failures": int(payload.get("failures", 0)), "tokens": int(payload.get("tokens", 0)),
+            "message": f"… {calls} LLM call(s){from_cache}, {int(payload.get('tokens', 0))} "
+                       f"tokens so far"}
+
+
 # counts in the validate node's ``checks`` that are not rejections
 _NOT_REJECTIONS = {"generated", "violation_rate"}
 

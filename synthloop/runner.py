@@ -33,6 +33,8 @@ from synthloop.tools.constraints import check_columns, parse_rule
 from synthloop.tools.registry import default_registry
 
 log = logging.getLogger(__name__)
+# on_update(node, update): each node's update as it finishes; while a node runs, each finished
+# LLM call of it as on_update(node, {"progress": {...}}) (see synthloop.events.progress_event)
 OnUpdate = Callable[[str, dict[str, Any]], None]
 
 
@@ -94,8 +96,12 @@ def execute(store: RunStore, spec: LoopSpec, *, resume: bool,
                 if store.exists(SUMMARY_FILE):
                     return store.read_json(SUMMARY_FILE)
                 resume = False  # killed before the first checkpoint: start over
+        def progress(payload: dict) -> None:  # an LLM call finished inside a node
+            on_update(str(payload.get("node", "?")), {"progress": payload})
+
         for update in stream_loop(graph, store.run_id, spec.budget.max_iterations, resume=resume,
-                                  command=command):
+                                  command=command,
+                                  on_progress=progress if on_update is not None else None):
             for node, payload in update.items():
                 if on_update is not None and isinstance(payload, dict):
                     on_update(node, payload)

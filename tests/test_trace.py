@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from synthloop.checkpoints import history
 from synthloop.cli import app
-from synthloop.events import node_event, rule_text
+from synthloop.events import node_event, progress_event, rule_text
 from synthloop.graphs.loop import NODES
 from synthloop.inspect import lineage, row_fates, show_run
 from synthloop.store import RunStore
@@ -313,6 +313,48 @@ class TestProgressEvents:
         assert ev == {"event": "node", "run_id": "r", "node": "generate", "iteration": 2,
                       "seconds": 1.5, "elapsed": 3.0, "tokens": 120, "tokens_used": 900,
                       "rows": {"generated": 7}, "message": "7 rows from 2 calls (0 failed)"}
+
+    def test_each_llm_call_inside_a_node_is_a_progress_update(self, spec_dict, tmp_path):
+        # Setup: collect what the loop hands on_update
+        from tests.fakes import scripted
+        from tests.support import make_spec, run
+
+        seen: list[tuple[str, dict]] = []
+
+        # Run
+        summary = run(make_spec(spec_dict), tmp_path, scripted(),
+                      on_update=lambda node, update: seen.append((node, update)))
+
+        # Assert: the generate node's calls arrive one by one before its update, counting up
+        # to the calls its update reports
+        gen_at = next(i for i, (n, u) in enumerate(seen)
+                      if n == "generate" and "progress" not in u)
+        progress = [u["progress"] for n, u in seen[:gen_at] if n == "generate" and
+                    "progress" in u]
+        (usage,) = [u for u in seen[gen_at][1]["usage"] if u["node"] == "generate"]
+        assert [p["llm_calls"] for p in progress] == list(range(1, usage["calls"] + 1))
+        assert progress[-1]["tokens"] == usage["tokens"] > 0
+        assert summary["iterations"][0]["llm_calls"] >= usage["calls"]
+        ev = progress_event("generate", progress[-1], run_id="r", elapsed=2.0)
+        assert ev["event"] == "progress" and ev["message"] == (
+            f"… {usage['calls']} LLM call(s), {usage['tokens']} tokens so far")
+
+    def test_text_progress_speaks_only_after_a_silence(self, capsys):
+        from synthloop.cli import Progress
+
+        p = Progress(False, run_id="r", run_dir=Path("runs/r"))
+        call = {"node": "generate", "llm_calls": 1, "tokens": 90}
+        p("generate", {"progress": call})  # the first line of a run says where it is
+        capsys.readouterr()
+
+        p("generate", {"progress": {**call, "llm_calls": 2}})  # right away: quiet
+        quiet = capsys.readouterr().err
+        p.start -= p.PROGRESS_EVERY + 1  # ... then after a silence of PROGRESS_EVERY seconds
+        p("generate", {"progress": {**call, "llm_calls": 3, "tokens": 270}})
+        spoke = capsys.readouterr().err
+
+        assert quiet == ""
+        assert "generate" in spoke and "3 LLM call(s), 270 tokens so far" in spoke
 
     def test_a_region_without_conditions_reads_as_all_rows(self):
         # the rule 'True' (every row, when no smaller region stood out) is shown as words

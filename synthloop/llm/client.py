@@ -188,6 +188,7 @@ class LLMClient:
             meter.cached_calls += 1
             meter.input_tokens += cached.get("input_tokens", 0)
             meter.output_tokens += cached.get("output_tokens", 0)
+            _report_progress(node, meter)
             return cached
         start = time.perf_counter()
         retries_before = meter.retries  # the meter spans the node's calls; report this call's
@@ -229,6 +230,7 @@ class LLMClient:
         meter.input_tokens += rec["input_tokens"]
         meter.output_tokens += rec["output_tokens"]
         self._cache_put(key, rec)
+        _report_progress(node, meter)
         return rec
 
     def structured(self, messages: Sequence[BaseMessage], schema: type[T],
@@ -268,6 +270,21 @@ class LLMClient:
         with os.fdopen(fd, "w") as fh:
             json.dump(rec, fh)
         os.replace(tmp, p)
+
+
+def _report_progress(node: str, meter: NodeUsage) -> None:
+    """Tell the running graph's ``custom`` stream that an LLM call of ``node`` finished, so a
+    long generate or rewrite step shows signs of life (``graphs.loop.stream_loop``). A no-op
+    outside a graph run, or when nobody streams ``custom``."""
+    try:
+        from langgraph.config import get_stream_writer
+
+        write = get_stream_writer()
+    except (ImportError, RuntimeError):  # not inside a graph node
+        return
+    write({"kind": "llm_call", "node": node, "llm_calls": meter.calls,
+           "cached_calls": meter.cached_calls, "failures": meter.failures,
+           "tokens": meter.tokens})
 
 
 def _approx_tokens(x: Any) -> int:
