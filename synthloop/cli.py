@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from synthloop.console import err, error_line, fail, out
 from synthloop.errors import ReviewPending, SynthloopError
 from synthloop.events import rule_text
 from synthloop.paths import write_text
@@ -22,14 +22,6 @@ from synthloop.store import resume_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="synthloop: improve a model by generating the training data it is missing.")
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
-
-
-def _fail(message: str, code: int = 2) -> None:
-    # soft_wrap: one line whatever the terminal width; escape: a '[...]' in a message is text
-    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
-    raise typer.Exit(code)
 
 
 class Progress:
@@ -180,9 +172,9 @@ def run(
         print_pending(exc, runs_dir)
         return
     except SynthloopError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except KeyboardInterrupt:
-        _fail(f"interrupted; resume with '{resume_command(run_id or 'RUN_ID', runs_dir)}'",
+        fail(f"interrupted; resume with '{resume_command(run_id or 'RUN_ID', runs_dir)}'",
               code=130)
     progress.finished(summary)
 
@@ -207,7 +199,7 @@ def resume(
         print_pending(exc, runs_dir)
         return
     except SynthloopError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     progress.finished(summary)
 
 
@@ -226,7 +218,7 @@ def report(
     try:
         html_path, json_path = write_report(find_run(run_id, runs_dir), out_path)
     except SynthloopError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     rep = json.loads(json_path.read_text())
     if as_json:
         sys.stdout.write(json.dumps({"files": {"html": str(html_path), "json": str(json_path)},
@@ -314,7 +306,7 @@ def bench(
             variants=[v.strip() for v in variants.split(",")] if variants else None,
         )
     except SynthloopError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except KeyboardInterrupt:
         kept = (f"{out / 'raw.csv'} holds the methods it finished; `synthloop bench-table "
                 f"{out}` tabulates them" if (out / "raw.csv").is_file()
@@ -358,7 +350,7 @@ def bench_table(
                                      "would replace; write the merged tables to a new folder.")
         res, pairs, text = b.render(data.raw, data.primary, versus)
     except SynthloopError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     for folder in data.unfinished:
         err.print(f"note: {folder} is a bench that has not finished (stopped, or still "
                   "running); its tables hold the methods and seeds it has measured (the seeds "
@@ -394,7 +386,7 @@ def schema(out_file: Path | None = typer.Option(None, "--out", help="Write here,
         try:
             write_text(out_file, text + "\n", "--out")
         except SynthloopError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     else:
         sys.stdout.write(text + "\n")
 
@@ -442,24 +434,22 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except click.UsageError as exc:
         where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        err.print(f"[bold red]error:[/] {escape(exc.format_message())}{escape(where)}",
-                  soft_wrap=True)
+        error_line(exc.format_message() + where)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        err.print(f"[bold red]error:[/] {escape(exc.format_message())}", soft_wrap=True)
+        error_line(exc.format_message())
         sys.exit(exc.exit_code)
-    except (click.Abort, typer.Abort):
-        err.print("[bold red]error:[/] aborted", soft_wrap=True)
+    except typer.Abort:
+        error_line("aborted")
         sys.exit(1)
     except SynthloopError as exc:  # errors raised outside a command's own handler
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        error_line(str(exc))
         sys.exit(2)
     except OSError as exc:  # a path the checks above did not foresee: name it, no traceback
         if exc.filename is None:
             raise
-        err.print(f"[bold red]error:[/] cannot use '{escape(str(exc.filename))}': "
-                  f"{escape(exc.strerror or str(exc))}; check the path and its permissions",
-                  soft_wrap=True)
+        error_line(f"cannot use '{exc.filename}': {exc.strerror or exc}; check the path and "
+                   f"its permissions")
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
 

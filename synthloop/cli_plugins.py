@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from synthloop.cli import Progress, _fail, out, print_summary
+from synthloop.cli import Progress, print_summary
+from synthloop.console import fail, out
 from synthloop.errors import ReviewPending, SynthloopError
 
 plugins_app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -38,7 +39,7 @@ def list_cmd(
             raise SynthloopError(f"Unknown kind {kind!r}; kinds are: {', '.join(KINDS)}.")
         reg = default_registry()
     except SynthloopError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     rows = reg.entries(kind)
     if as_json:
         _json([{"kind": c.kind, "name": c.name, "package": c.source,
@@ -76,7 +77,7 @@ def check_cmd(
             raise SynthloopError(f"No component matches (package {package!r}, kind {kind!r}); "
                                  "see: synthloop plugins list.")
     except SynthloopError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     failed = 0
     for c in rows:
         try:
@@ -197,7 +198,7 @@ def review(
         print_pending(exc, runs_dir)
         return
     except SynthloopError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     out.print(f"{DONE[chosen[0]]}: iteration {pending['iteration']}'s batch")
     print_summary(summary)
 

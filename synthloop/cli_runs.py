@@ -11,24 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from synthloop.console import err, fail, out
 from synthloop.errors import SynthloopError
 from synthloop.events import rule_text
 from synthloop.paths import write_text
 from synthloop.store import resume_command
 
-# the same consoles as synthloop.cli's (which imports this module at its end, so the shared
-# helpers of synthloop.cli are imported inside the commands)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
-
-
-def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
-    raise typer.Exit(code)
+# synthloop.cli imports this module at its end, so its shared helpers are imported inside
+# the commands
 
 
 runs_app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -73,7 +66,7 @@ def list_cmd(runs_dir: Path = RUNS_DIR, as_json: bool = AS_JSON) -> None:
     try:
         rows = list_runs(runs_dir)
     except SynthloopError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         _json(rows)
         return
@@ -119,7 +112,7 @@ def show_cmd(
     try:
         d = show_run(run_id, runs_dir, iteration=iteration, rows=rows)
     except SynthloopError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         _json(d)
         return
@@ -240,7 +233,7 @@ def diff_cmd(run_a: str = typer.Argument(..., help="The first run."),
     try:
         d = diff_runs(run_a, run_b, runs_dir)
     except SynthloopError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         _json(d)
         return
@@ -311,7 +304,7 @@ def history_cmd(run_id: str = typer.Argument(..., help="The run."),
     try:
         rows = history(find_run(run_id, runs_dir))
     except SynthloopError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         _json(rows)
         return
@@ -356,7 +349,7 @@ def mlflow_cmd(
     try:
         _log_mlflow(find_run(run_id, runs_dir).root, tracking_uri, experiment)
     except SynthloopError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _log_mlflow(run_dir: Path, tracking_uri: str | None = None,
@@ -405,7 +398,7 @@ def fork_cmd(
         store, spec = create_fork(run_id, runs_dir, from_iteration=from_iteration,
                                   overrides=_parse_sets(set_), new_run_id_=new_id)
     except SynthloopError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     parent = json.loads((store.root / "fork.json").read_text())
     progress = Progress(json_events, store.run_id, store.root)
     if json_events:
@@ -424,9 +417,9 @@ def fork_cmd(
         if mlflow:
             _log_mlflow(store.root)
     except SynthloopError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except KeyboardInterrupt:
-        _fail(f"interrupted; resume with '{resume_command(store.run_id, store.root.parent)}'",
+        fail(f"interrupted; resume with '{resume_command(store.run_id, store.root.parent)}'",
               code=130)
     progress.finished(summary)
 
@@ -447,7 +440,7 @@ def lineage_cmd(
     try:
         d = lineage(run_id, row_id, runs_dir)
     except SynthloopError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         _json(d)
         return
@@ -506,7 +499,7 @@ def graph_cmd(
     try:
         s = load_spec(spec) if spec else studio_spec()
     except SynthloopError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     # building a graph reads nothing: the context is only captured by the nodes
     text = build_graph(LoopContext(spec=s, store=RunStore("."), client=None)).get_graph() \
         .draw_mermaid()
@@ -514,7 +507,7 @@ def graph_cmd(
         try:
             write_text(out_file, text, "--out")
         except SynthloopError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     else:
         sys.stdout.write(text)
 
