@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 
 from synthloop.console import err, fail, out
@@ -77,17 +78,35 @@ def list_cmd(runs_dir: Path = RUNS_DIR, as_json: bool = AS_JSON) -> None:
     for col in ("run", "status", "stop reason", "iter", "metric", "holdout base → final", "lift",
                 "syn rows", "tokens", "sec", "parent"):
         t.add_column(col, justify="left" if col in ("run", "status", "stop reason", "parent")
-                     else "right", no_wrap=col == "run")
+                     else "right", no_wrap=True)
     for r in rows:
-        p = r.get("parent")
         t.add_row(escape(r["run_id"]), r["status"], _n(r["stop_reason"]), str(r["iterations"]),
-                  _n(r["metric"]),
-                  f"{_n(r['baseline_holdout'])} → {_n(r['final_holdout'])}"
-                  if r["baseline_holdout"] is not None else "—",
-                  _n(r["lift_holdout"], "+.4f"), _n(r["synthetic_rows"]), _n(r["tokens"]),
-                  _n(r["seconds"], ".0f"),
-                  f"{escape(p['run_id'])} @ {p['iteration']}" if p else "")
-    out.print(t)
+                  _n(r["metric"]), _holdout(r), _n(r["lift_holdout"], "+.4f"),
+                  _n(r["synthetic_rows"]), _n(r["tokens"]), _n(r["seconds"], ".0f"),
+                  _parent(r))
+    if Measurement.get(out, out.options.update(max_width=10_000), t).maximum <= out.width:
+        out.print(t)
+        return
+    # too narrow for the table (e.g. 80 columns): three short lines per run, nothing cut off
+    out.print(f"runs in {escape(str(runs_dir))}")
+    for r in rows:
+        forked = f"; forked from {_parent(r)}" if r.get("parent") else ""
+        out.print(f"[bold]{escape(r['run_id'])}[/]  {r['status']} ({_n(r['stop_reason'])}) "
+                  f"after {r['iterations']} iteration(s)")
+        out.print(f"    {_n(r['metric'])} holdout {_holdout(r)} (lift "
+                  f"{_n(r['lift_holdout'], '+.4f')}); {_n(r['synthetic_rows'])} synthetic rows")
+        out.print(f"    {_n(r['tokens'])} tokens, {_n(r['seconds'], '.0f')} s{forked}")
+
+
+def _holdout(r: dict[str, Any]) -> str:
+    if r["baseline_holdout"] is None:
+        return "—"
+    return f"{_n(r['baseline_holdout'])} → {_n(r['final_holdout'])}"
+
+
+def _parent(r: dict[str, Any]) -> str:
+    p = r.get("parent")
+    return f"{escape(p['run_id'])} @ {p['iteration']}" if p else ""
 
 
 # -- runs show ------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ class TestRunsList:
         assert row["synthetic_rows"] == summary["synthetic_rows"]
         assert row["iterations"] == 3
 
-    def test_table(self, runs, summary):
+    def test_table_on_a_wide_terminal(self, runs, summary):
         result = cli("runs", "list", "--runs-dir", str(runs))
 
         assert result.exit_code == 0
@@ -80,6 +80,22 @@ class TestRunsList:
         for text in ("finished", "max_iterations", str(summary["total_tokens"]),
                      f"{summary['lift']['holdout']:+.4f}"):
             assert text in line
+        assert "…" not in result.stdout
+
+    def test_three_short_lines_per_run_at_80_columns(self, runs, summary):
+        # a table of eleven columns would cut every cell to '…' at 80 columns
+        result = runner.invoke(app, ["runs", "list", "--runs-dir", str(runs)],
+                               env={"COLUMNS": "80"})
+
+        assert result.exit_code == 0
+        lines = result.stdout.splitlines()
+        at = next(i for i, x in enumerate(lines) if x.startswith(f"{TRACED}  "))
+        assert "finished (max_iterations) after 3 iteration(s)" in lines[at]
+        assert f"(lift {summary['lift']['holdout']:+.4f}); {summary['synthetic_rows']} " \
+            "synthetic rows" in lines[at + 1]
+        assert lines[at + 2].startswith(f"    {summary['total_tokens']} tokens, ")
+        assert all(len(x) <= 80 for x in lines if TRACED not in x)
+        assert "…" not in result.stdout
 
     def test_missing_runs_dir_is_one_error_line(self, tmp_path):
         result = cli("runs", "list", "--runs-dir", str(tmp_path / "nope"))
