@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from synthloop.cli import app
-from synthloop.errors import ReviewError, ReviewPending
+from synthloop.errors import ReviewError, ReviewPending, SynthloopError
 from synthloop.graphs import loop
 from synthloop.review import _same, candidate_rows, export_rows, pending_review, review_run
 from synthloop.runner import resume_run, run_loop
@@ -239,6 +239,19 @@ class TestEdit:
         assert pending_review("e", runs) == pending  # still waiting, as it was
         assert not (runs / "e/data/batches/iter_001_reviewed.parquet").exists()
         assert len(model.calls) == calls
+
+    def test_export_into_a_missing_folder_creates_it_and_under_a_file_is_refused(
+            self, paused, tmp_path):
+        runs, _, pending = paused
+        rows = candidate_rows("e", runs, pending)
+        (tmp_path / "a_file").write_text("keep me\n")
+
+        written = export_rows(rows, COLS, tmp_path / "new" / "batch.csv")
+        with pytest.raises(SynthloopError, match="'.*a_file' is a file, not a folder"):
+            export_rows(rows, COLS, tmp_path / "a_file" / "batch.csv")
+
+        assert len(pd.read_csv(written)) == len(rows)
+        assert (tmp_path / "a_file").read_text() == "keep me\n"
 
     def test_a_missing_edited_file_is_named_and_changes_nothing(self, paused, tmp_path):
         runs, model, pending = paused
