@@ -1,0 +1,25 @@
+"""The CLI's two consoles and its one way to fail, shared by every command module.
+
+``soft_wrap``: a line is never broken at the terminal width (an error stays one line);
+``escape``: a ``[...]`` in a message is text, not rich markup.
+"""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+def error_line(message: str) -> None:
+    """Print ``error: MESSAGE`` as one line on stderr."""
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """End the command with ``error: MESSAGE`` and exit code ``code`` (2: bad input)."""
+    error_line(message)
+    raise typer.Exit(code)
