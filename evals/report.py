@@ -46,7 +46,7 @@ from synthloop.events import rule_text
 from synthloop.inspect import decision_label, teacher_label
 from synthloop.paths import output_file, output_folder
 from synthloop.spec import load_spec
-from synthloop.store import SPEC_FILE, SUMMARY_FILE, RunStore
+from synthloop.store import SPEC_FILE, SUMMARY_FILE, RunStore, resume_command
 from synthloop.tools.constraints import evaluate_region, parse_rule
 from synthloop.tools.error_analysis import Region, analysis_threshold
 from synthloop.tools.registry import default_registry
@@ -102,7 +102,7 @@ def build_report(run_dir: str | Path, *, holdout: pd.DataFrame | None = None) ->
         raise RunStoreError(f"'{run_dir}' is not a run folder (it has no {SPEC_FILE}).")
     if not store.exists(SUMMARY_FILE):
         raise RunStoreError(f"Run '{store.run_id}' has not finished (no {SUMMARY_FILE}); "
-                            f"finish it with: synthloop resume {store.run_id}")
+                            f"finish it with: {resume_command(store.run_id, store.root.parent)}")
     summary = store.read_json(SUMMARY_FILE)
     spec = load_spec(store.root / SPEC_FILE)
     schema = TableSchema.model_validate(store.read_json("schema.json"))
@@ -422,13 +422,13 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *,
     ``.html`` (the JSON goes beside it, same name, ``.json``). ``holdout`` as in
     ``build_report``. Returns both paths.
     """
-    report = build_report(run_dir, holdout=holdout)
     target = Path(out) if out is not None else Path(run_dir)
-    if target.suffix.lower() in (".html", ".htm"):
+    if target.suffix.lower() in (".html", ".htm"):  # checked before the report is built
         html_path, json_path = output_file(target, "--out"), target.with_suffix(".json")
     else:
         target = output_folder(target, "--out")
         html_path, json_path = target / REPORT_HTML, target / REPORT_JSON
+    report = build_report(run_dir, holdout=holdout)
     page = render_html(report)
     try:
         _atomic_write(json_path, json.dumps(report, indent=2, allow_nan=False) + "\n")

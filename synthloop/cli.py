@@ -429,12 +429,12 @@ def main() -> None:
         # standalone_mode=False: click's usage errors come here, to be said in one line
         # instead of typer's boxed panel; typer.Exit(code) comes back as the return value
         code = app(standalone_mode=False)
-    except click.NoArgsIsHelpError as exc:  # bare 'synthloop' or 'synthloop runs'
+    except getattr(click, "NoArgsIsHelpError", ()) as exc:  # bare 'synthloop' (click >= 8.2)
         exc.show()
         sys.exit(exc.exit_code)
     except click.UsageError as exc:
         where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        error_line(exc.format_message() + where)
+        error_line(exc.format_message().rstrip(".") + where)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         error_line(exc.format_message())

@@ -5,6 +5,7 @@ Presentation only: the registry (``synthloop.tools.registry``), the conformance 
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -174,8 +175,10 @@ def review(
             cols = [*schema.feature_names(), schema.target]
             if export is not None:
                 export_rows(frame, cols, export)
+                again = (f"synthloop review {shlex.quote(run_id)} --edit "
+                         f"{shlex.quote(str(export))} --runs-dir {shlex.quote(str(runs_dir))}")
                 out.print(f"wrote {escape(str(export))} ({len(frame)} rows); edit it, then: "
-                          f"synthloop review {run_id} --edit {escape(str(export))}")
+                          f"{escape(again)}")
                 return
             if as_json:
                 from synthloop.tools.teacher import teacher_columns

@@ -251,9 +251,15 @@ def sample_rows(df: pd.DataFrame, spec: LoopSpec) -> pd.DataFrame:
     return part.sort_index().reset_index(drop=True)
 
 
+# cells that spreadsheets and exports write for a missing number
+MISSING_MARKERS = frozenset({"?", "n/a", "na", "nan", "null", "none", "-", "--", ".", "#n/a",
+                             "missing", ""})
+
+
 def _refuse_stray_text(s: pd.Series, name: str) -> None:
-    """A column of numbers but for a few cells (``?``, ``n/a``, a typo) would otherwise be read
-    as categories or free text without a word: name those cells and the two ways out."""
+    """A column of numbers but for a few missing-value markers (``?``, ``n/a``, ``-``) would
+    otherwise be read as categories or free text without a word: name those cells and the
+    two ways out. Other text among numbers (``3+``, ``V45``) is a category's, and stays one."""
     if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
         return
     vals = s.dropna()
@@ -262,6 +268,8 @@ def _refuse_stray_text(s: pd.Series, name: str) -> None:
     numeric = pd.to_numeric(vals, errors="coerce")
     stray = vals[numeric.isna()].astype(str)
     if stray.empty or numeric.notna().sum() < 10:
+        return
+    if not all(v.strip().lower() in MISSING_MARKERS for v in stray.unique()):
         return
     if len(stray) <= max(5, 0.01 * len(vals)):
         shown = ", ".join(repr(v) for v in stray.unique()[:3])

@@ -11,6 +11,7 @@ one line that names it (never a traceback, never a half-written file).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from synthloop.errors import SynthloopError
@@ -50,12 +51,27 @@ def output_file(path: str | Path, what: str) -> Path:
     return path
 
 
-def output_folder(path: str | Path, what: str) -> Path:
-    """``path`` as an existing, writable folder (created if missing)."""
+def check_folder(path: str | Path, what: str) -> Path:
+    """Refuse ``path`` as a folder to write into, without creating anything: it is a file,
+    or lies under a file, or its nearest existing folder is not writable."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise SynthloopError(f"{what} '{path}' is a file, not a folder; give a folder "
                              f"(it is created if missing)")
+    blocker = _first_file_above(path)
+    if blocker is not None:
+        raise SynthloopError(f"{what} '{path}': '{blocker}' is a file, not a folder; "
+                             f"pick a path under a folder")
+    existing = next((p for p in [path, *path.parents] if p.is_dir()), None)
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise SynthloopError(f"{what} '{path}': the folder '{existing}' is not writable; "
+                             f"pick a path you can write to")
+    return path
+
+
+def output_folder(path: str | Path, what: str) -> Path:
+    """``path`` as an existing, writable folder (created if missing)."""
+    path = check_folder(path, what)
     _make_folder(path, what, path)
     return path
 
@@ -71,11 +87,13 @@ def write_text(path: str | Path, text: str, what: str) -> Path:
     return path
 
 
+RUN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
 def check_run_id(run_id: str) -> str:
-    """A run id names one folder inside the runs folder: no path separators, not '.' or '..'."""
-    bad = (not run_id or run_id.strip() != run_id or run_id in (".", "..")
-           or "/" in run_id or "\\" in run_id or os.sep in run_id or "\0" in run_id)
-    if bad:
-        raise SynthloopError(f"run id {run_id!r} must be one folder name (letters, digits, "
-                             f"'-', '_', '.'; no '/'), e.g. my-run-1")
+    """A run id names one folder inside the runs folder, and can be pasted into a shell as it
+    is: letters, digits, '_', '-' and '.', not starting with '-' or '.'."""
+    if not RUN_ID.fullmatch(run_id or ""):
+        raise SynthloopError(f"run id {run_id!r} must be one folder name of letters, digits, "
+                             f"'_', '-' and '.' (not starting with '-' or '.'), e.g. my-run-1")
     return run_id

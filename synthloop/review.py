@@ -14,6 +14,7 @@ may move a row). A bad edit is one ReviewError and leaves the run as it was.
 from __future__ import annotations
 
 import math
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +119,8 @@ def apply_edit(store: RunStore, spec: LoopSpec, pending: dict, path: Path) -> di
     original = store.read_frame(pending["candidate"])
     k = int(pending["iteration"])
     where = f"the edit in '{path}'"
-    again = f"fix the file and run: synthloop review {store.run_id} --edit {path}"
+    again = (f"fix the file and run: synthloop review {shlex.quote(store.run_id)} --edit "
+             f"{shlex.quote(str(path))} --runs-dir {shlex.quote(str(store.root.parent))}")
     needed = [*schema.feature_names(), schema.target]
     missing = [c for c in needed if c not in edited.columns]
     if missing:

@@ -19,7 +19,7 @@ from synthloop.errors import ReviewPending, RunStoreError, SynthloopError
 from synthloop.graphs.context import SCHEMA, LoopContext
 from synthloop.graphs.loop import build_graph, stream_loop
 from synthloop.llm import LLMClient, make_chat_model
-from synthloop.paths import check_run_id, output_folder
+from synthloop.paths import check_folder, check_run_id, output_folder
 from synthloop.spec import LoopSpec, dump_spec, load_spec
 from synthloop.store import (
     FORK_FILE,
@@ -97,7 +97,8 @@ def execute(store: RunStore, spec: LoopSpec, *, resume: bool,
                     return store.read_json(SUMMARY_FILE)
                 resume = False  # killed before the first checkpoint: start over
         def progress(payload: dict) -> None:  # an LLM call finished inside a node
-            on_update(str(payload.get("node", "?")), {"progress": payload})
+            if payload.get("kind") == "llm_call":  # what else a plugin writes is its own
+                on_update(str(payload.get("node", "?")), {"progress": payload})
 
         for update in stream_loop(graph, store.run_id, spec.budget.max_iterations, resume=resume,
                                   command=command,
@@ -129,7 +130,7 @@ def run_loop(spec: LoopSpec | str | Path, runs_dir: str | Path = "runs", *,
     if not isinstance(spec, LoopSpec):
         spec = load_spec(spec)
     run_id = check_run_id(run_id or new_run_id(spec.name))
-    output_folder(runs_dir, "--runs-dir")  # before the LLM loads and the data is read
+    check_folder(runs_dir, "--runs-dir")  # before the LLM loads; created with the run's folder
     cache = default_cache_dir(runs_dir) if cache_dir == "default" else cache_dir
     client = _client(spec, chat_model, Path(cache) if cache else None)
     preflight(spec)

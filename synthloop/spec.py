@@ -52,8 +52,12 @@ class DataSpec(_Section):
     def _class_as_text(cls, v: Any) -> Any:
         # classes are compared as text: YAML reads `positive_class: 2` as a number, which
         # means the class "2"; a float or a yes/no is ambiguous, so ask for quotes
-        if isinstance(v, bool) or isinstance(v, float):
-            raise ValueError(f"write the class as it appears in the data, in quotes, "
+        if isinstance(v, bool):  # YAML reads yes/no/true/false/on/off unquoted as a bool
+            raise ValueError("write the class in quotes, as it appears in the data, e.g. "
+                             "positive_class: \"yes\" (YAML reads yes/no/true/false unquoted "
+                             "as a yes-no value)")
+        if isinstance(v, float):
+            raise ValueError(f"write the class in quotes, as it appears in the data, "
                              f"e.g. positive_class: \"{v}\"")
         if isinstance(v, int):
             return str(v)

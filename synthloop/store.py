@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import secrets
+import shlex
 import tempfile
 import time
 from pathlib import Path
@@ -30,8 +31,9 @@ FORK_FILE = "fork.json"  # a fork's parent run and iteration (see synthloop.fork
 
 
 def resume_command(run_id: str, runs_dir: str | Path) -> str:
-    """The command that continues a run, as a user can paste it from anywhere."""
-    return f"synthloop resume {run_id} --runs-dir {runs_dir}"
+    """The command that continues a run, quoted for a shell (a relative runs folder is
+    relative to where the command that printed it ran)."""
+    return f"synthloop resume {shlex.quote(run_id)} --runs-dir {shlex.quote(str(runs_dir))}"
 
 
 def new_run_id(name: str) -> str:

@@ -44,7 +44,8 @@ class TestRun:
         assert result.exit_code == 2, result.output
         assert_one_error_line(result.stderr, f"'{a_file}' is a file, not a folder")
 
-    @pytest.mark.parametrize("run_id", ["a/b", "..", "../escape", " padded"])
+    @pytest.mark.parametrize("run_id", ["a/b", "..", "../escape", " padded", "my fork", "-x",
+                                        ".hidden"])
     def test_a_run_id_is_one_folder_name(self, spec_file, tmp_path, run_id):
         runs = tmp_path / "runs"
 
@@ -55,6 +56,18 @@ class TestRun:
         assert_one_error_line(result.stderr, f"run id {run_id!r} must be one folder name")
         assert run_folders(runs) == []
         assert not (tmp_path / "escape").exists()
+
+
+def test_the_resume_hint_pastes_into_a_shell(tmp_path):
+    import shlex
+
+    from synthloop.store import resume_command
+
+    runs = tmp_path / "my runs"
+
+    hint = resume_command("r1", runs)
+
+    assert shlex.split(hint) == ["synthloop", "resume", "r1", "--runs-dir", str(runs)]
 
 
 class TestOutputFiles:

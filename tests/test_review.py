@@ -213,7 +213,7 @@ class TestEdit:
         (lambda df, real: df.assign(mean_radius=[1e6] + list(df.mean_radius[1:])),
          "breaks 1 of {n} row(s): row 1 ("),
         (lambda df, real: df.assign(mean_radius=[1e6] + list(df.mean_radius[1:])),
-         "'mean_radius' = 1e+06 is above its maximum"),
+         "'mean_radius' = 1000000.0 is above its maximum"),
         (lambda df, real: df.assign(note="x"), "has column(s) ['note'] the data does not have"),
         (lambda df, real: df.drop(columns=["mean_area"]), "lacks column(s) ['mean_area']"),
         (lambda df, real: df.assign(diagnosis="unsure"), "has class 'unsure' in 'diagnosis'"),

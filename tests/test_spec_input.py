@@ -87,6 +87,18 @@ class TestStrayTextCells:
         col = next(c for c in schema.columns if c.name == "grade")
         assert col.type == "category" and "unknown" in col.categories
 
+    @pytest.mark.parametrize("value", ["3+", "V45"])
+    def test_other_text_among_numbers_is_a_category_as_before(self, spec_dict, cancer_df,
+                                                               value):
+        # e.g. a count capped as '3+', or codes of which a few carry a letter
+        df = cancer_df.assign(kids=[str(i % 3) for i in range(len(cancer_df))])
+        df.loc[:3, "kids"] = value
+
+        schema = infer_schema(df, make_spec(spec_dict))
+
+        col = next(c for c in schema.columns if c.name == "kids")
+        assert col.type == "category" and value in col.categories
+
     def test_a_mostly_text_column_is_not_refused(self, spec_dict, cancer_df):
         # a category column that happens to hold a few numbers is not a numeric one
         df = cancer_df.assign(site=["north", "south", "east", "west"] * (len(cancer_df) // 4))

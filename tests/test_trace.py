@@ -349,6 +349,7 @@ class TestProgressEvents:
                     "progress" in u]
         (usage,) = [u for u in seen[gen_at][1]["usage"] if u["node"] == "generate"]
         assert [p["llm_calls"] for p in progress] == list(range(1, usage["calls"] + 1))
+        assert {n for n, u in seen if "progress" in u} <= {n for n, _ in NODES}
         assert progress[-1]["tokens"] == usage["tokens"] > 0
         assert summary["iterations"][0]["llm_calls"] >= usage["calls"]
         ev = progress_event("generate", progress[-1], run_id="r", elapsed=2.0)

@@ -131,12 +131,14 @@ def schema_problem(row: pd.Series, schema: TableSchema) -> str | None:
             num = pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0]
             if pd.isna(num):
                 return f"'{c.name}' = {v!r} is not a number"
-            allowed = (f" (allowed {c.min:g} to {c.max:g})"
-                       if c.min is not None and c.max is not None else "")
+            # repr-exact numbers: a value just past a large bound must not print as the bound
+            low = "" if c.min is None else f"{c.min!r}"
+            high = "" if c.max is None else f"{c.max!r}"
+            allowed = f" (the column holds {low} to {high})" if low and high else ""
             if c.min is not None and num < c.min:
-                return f"'{c.name}' = {num:g} is below its minimum {c.min:g}{allowed}"
+                return f"'{c.name}' = {float(num)!r} is below its minimum {low}{allowed}"
             if c.max is not None and num > c.max:
-                return f"'{c.name}' = {num:g} is above its maximum {c.max:g}{allowed}"
+                return f"'{c.name}' = {float(num)!r} is above its maximum {high}{allowed}"
         elif c.type == "category" and c.categories and str(v) not in c.categories:
             shown = ", ".join(c.categories[:8]) + (", ..." if len(c.categories) > 8 else "")
             return f"'{c.name}' = {str(v)!r} is not one of its categories ({shown})"

@@ -277,12 +277,16 @@ def _report_progress(node: str, meter: NodeUsage) -> None:
     long generate or rewrite step shows signs of life (``graphs.loop.stream_loop``). A no-op
     outside a graph run, or when nobody streams ``custom``."""
     try:
-        from langgraph.config import get_stream_writer
+        from langgraph.config import get_config, get_stream_writer
 
         write = get_stream_writer()
+        graph_node = (get_config().get("metadata") or {}).get("langgraph_node")
     except (ImportError, RuntimeError):  # not inside a graph node
         return
-    write({"kind": "llm_call", "node": node, "llm_calls": meter.calls,
+    # node: the graph node that runs (e.g. curate for the text loop's judge), meter: the
+    # usage counter the call is billed to
+    write({"kind": "llm_call", "node": graph_node or node, "meter": node,
+           "llm_calls": meter.calls,
            "cached_calls": meter.cached_calls, "failures": meter.failures,
            "tokens": meter.tokens})
 
