@@ -4,9 +4,7 @@ Presentation only: the registry (``synthloop.tools.registry``), the conformance 
 
 from __future__ import annotations
 
-import json
 import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +14,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from synthloop.cli import Progress, print_summary
-from synthloop.console import fail, out
+from synthloop.console import fail, out, print_json
 from synthloop.errors import ReviewPending, SynthloopError
 
 plugins_app = typer.Typer(add_completion=False, no_args_is_help=True,
                           help="Installed components (built-in and from plugins), and their checks.")
-
-
-def _json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
 @plugins_app.command("list")
@@ -43,7 +37,7 @@ def list_cmd(
         fail(str(exc))
     rows = reg.entries(kind)
     if as_json:
-        _json([{"kind": c.kind, "name": c.name, "package": c.source,
+        print_json([{"kind": c.kind, "name": c.name, "package": c.source,
                 "version": reg.packages.get(c.source, ""), "spec_key": KINDS[c.kind].spec_key,
                 "summary": c.summary} for c in rows])
         return
@@ -170,7 +164,7 @@ def review(
         pending = pending_review(run_id, runs_dir)
         if not chosen:
             frame = candidate_rows(run_id, runs_dir, pending)
-            schema = TableSchema.model_validate(RunStore.open(runs_dir, run_id).read_json(
+            schema = TableSchema.model_validate(RunStore.open(runs_dir, run_id).readprint_json(
                 "schema.json"))
             cols = [*schema.feature_names(), schema.target]
             if export is not None:
@@ -183,7 +177,7 @@ def review(
             if as_json:
                 from synthloop.tools.teacher import teacher_columns
 
-                _json({**pending, "sample": frame.head(rows)[["_sl_row_id", *cols,
+                print_json({**pending, "sample": frame.head(rows)[["_sl_row_id", *cols,
                                                               *teacher_columns(frame)]]
                        .to_dict(orient="records")})
                 return

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
-from synthloop.console import err, fail, out
+from synthloop.console import err, fail, out, print_json
 from synthloop.errors import SynthloopError
 from synthloop.events import rule_text
 from synthloop.paths import write_text
@@ -29,10 +29,6 @@ runs_app = typer.Typer(add_completion=False, no_args_is_help=True,
                        help="Inspect runs: list them, show one, diff two, its checkpoint history.")
 RUNS_DIR = typer.Option(Path("runs"), "--runs-dir", help="Where run folders are.")
 AS_JSON = typer.Option(False, "--json", help="Print JSON instead of tables.")
-
-
-def _json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
 def _n(v: Any, fmt: str = ".4f") -> str:
@@ -69,7 +65,7 @@ def list_cmd(runs_dir: Path = RUNS_DIR, as_json: bool = AS_JSON) -> None:
     except SynthloopError as exc:
         fail(str(exc))
     if as_json:
-        _json(rows)
+        print_json(rows)
         return
     if not rows:
         out.print(f"no runs in {escape(str(runs_dir))}")
@@ -91,7 +87,8 @@ def list_cmd(runs_dir: Path = RUNS_DIR, as_json: bool = AS_JSON) -> None:
     out.print(f"runs in {escape(str(runs_dir))}")
     for r in rows:
         forked = f"; forked from {_parent(r)}" if r.get("parent") else ""
-        out.print(f"[bold]{escape(r['run_id'])}[/]  {r['status']} ({_n(r['stop_reason'])}) "
+        why = f" ({r['stop_reason']})" if r.get("stop_reason") else ""
+        out.print(f"[bold]{escape(r['run_id'])}[/]  {r['status']}{why} "
                   f"after {r['iterations']} iteration(s)")
         out.print(f"    {_n(r['metric'])} holdout {_holdout(r)} (lift "
                   f"{_n(r['lift_holdout'], '+.4f')}); {_n(r['synthetic_rows'])} synthetic rows")
@@ -133,7 +130,7 @@ def show_cmd(
     except SynthloopError as exc:
         fail(str(exc))
     if as_json:
-        _json(d)
+        print_json(d)
         return
     o, s = d["overview"], d["summary"]
     out.print(f"[bold]run {escape(o['run_id'])}[/] ({o['status']}"
@@ -254,7 +251,7 @@ def diff_cmd(run_a: str = typer.Argument(..., help="The first run."),
     except SynthloopError as exc:
         fail(str(exc))
     if as_json:
-        _json(d)
+        print_json(d)
         return
     out.print(f"[bold]A[/] = {escape(d['a'])}   [bold]B[/] = {escape(d['b'])}"
               + (f"   ({escape(d['relation'])})" if d["relation"] else ""))
@@ -325,7 +322,7 @@ def history_cmd(run_id: str = typer.Argument(..., help="The run."),
     except SynthloopError as exc:
         fail(str(exc))
     if as_json:
-        _json(rows)
+        print_json(rows)
         return
     t = Table(title=f"checkpoints of {run_id} (thread {run_id})")
     for col in ("step", "checkpoint", "time", "ran", "next", "iter", "best val.", "syn", "tokens",
@@ -461,7 +458,7 @@ def lineage_cmd(
     except SynthloopError as exc:
         fail(str(exc))
     if as_json:
-        _json(d)
+        print_json(d)
         return
     fate = ("kept" + (" (in data/synthetic.parquet)" if d["in_synthetic_parquet"] else "")
             if d["status"] == "kept" else

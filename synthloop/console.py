@@ -6,12 +6,21 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from typing import Any
+
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
+
+
+def print_json(obj: Any) -> None:
+    """``obj`` as indented JSON on stdout (what ``--json`` prints)."""
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
 def error_line(message: str) -> None:
