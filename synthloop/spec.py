@@ -658,16 +658,14 @@ def _format_validation_error(exc: ValidationError) -> str:
 
 def _section_for(loc: tuple) -> type[BaseModel] | None:
     model: type[BaseModel] | None = LoopSpec
-    for part in loc:
+    parts = list(loc)
+    if parts[:1] == ["columns"]:  # columns.NAME.key: NAME is the user's column, not a key
+        return ColumnOverride if len(parts) == 2 else None
+    for part in parts:
         if model is None or not isinstance(part, str) or part not in model.model_fields:
             return None
         ann = model.model_fields[part].annotation
-        if part == "columns":
-            model = ColumnOverride
-            continue
         model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
-    if model is ColumnOverride and loc and loc[-1] == "columns":
-        return None
     return model
 
 

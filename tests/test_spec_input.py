@@ -51,7 +51,8 @@ class TestSetOnAColumn:
         assert spec.columns["mean_area"].max == 3000
 
     def test_set_with_a_bad_column_key_is_refused(self, spec_dict):
-        with pytest.raises(SpecError, match="Unknown key 'columns.mean_area.kind'"):
+        with pytest.raises(SpecError, match="Unknown key 'columns.mean_area.kind'.*Allowed "
+                                            "here: categories, max, min, nullable, type"):
             make_spec(spec_dict).with_overrides({"columns.mean_area.kind": "float"})
 
     def test_other_unknown_sections_are_still_refused(self, spec_dict):
