@@ -164,7 +164,7 @@ def review(
         pending = pending_review(run_id, runs_dir)
         if not chosen:
             frame = candidate_rows(run_id, runs_dir, pending)
-            schema = TableSchema.model_validate(RunStore.open(runs_dir, run_id).readprint_json(
+            schema = TableSchema.model_validate(RunStore.open(runs_dir, run_id).read_json(
                 "schema.json"))
             cols = [*schema.feature_names(), schema.target]
             if export is not None:
