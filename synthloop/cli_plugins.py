@@ -30,8 +30,7 @@ def list_cmd(
     from synthloop.tools.registry import KINDS, default_registry
 
     try:
-        if kind is not None and kind not in KINDS:
-            raise SynthloopError(f"Unknown kind {kind!r}; kinds are: {', '.join(KINDS)}.")
+        _check_kind(kind)
         reg = default_registry()
     except SynthloopError as exc:
         fail(str(exc))
@@ -56,6 +55,13 @@ def list_cmd(
     out.print(f"{len(rows)} components; plugins: {', '.join(plugins) if plugins else 'none'}")
 
 
+def _check_kind(kind: str | None) -> None:
+    from synthloop.tools.registry import KINDS
+
+    if kind is not None and kind not in KINDS:
+        raise SynthloopError(f"Unknown kind {kind!r}; kinds are: {', '.join(KINDS)}.")
+
+
 @plugins_app.command("check")
 def check_cmd(
     package: str | None = typer.Option(None, help="Only the components of this package."),
@@ -66,11 +72,14 @@ def check_cmd(
     from synthloop.tools.registry import default_registry
 
     try:
+        _check_kind(kind)
         reg = default_registry()
         rows = [c for c in reg.entries(kind) if package is None or c.source == package]
         if not rows:
-            raise SynthloopError(f"No component matches (package {package!r}, kind {kind!r}); "
-                                 "see: synthloop plugins list.")
+            asked = " and ".join(f"{k} {v!r}" for k, v in (("package", package), ("kind", kind))
+                                 if v is not None)
+            raise SynthloopError(f"No installed component matches {asked}; see: synthloop "
+                                 f"plugins list.")
     except SynthloopError as exc:
         fail(str(exc))
     failed = 0

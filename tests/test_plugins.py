@@ -205,11 +205,13 @@ class TestPluginsListCommand:
         assert {"name": "balanced", "package": "synthloop-ledger"}.items() <= \
             next(r for r in rows if r["name"] == "balanced").items()
 
-    def test_unknown_kind_is_one_line(self):
-        result = CliRunner().invoke(app, ["plugins", "list", "--kind", "widget"])
+    @pytest.mark.parametrize("command", ["list", "check"])
+    def test_unknown_kind_is_one_line(self, command):
+        result = CliRunner().invoke(app, ["plugins", command, "--kind", "widget"])
 
         assert result.exit_code == 2
         assert "Unknown kind 'widget'; kinds are: model, metric" in result.output
+        assert "Traceback" not in result.output
 
     @pytest.mark.usefixtures("ledger_plugin")
     def test_check_runs_the_conformance_kit_on_a_package(self):
