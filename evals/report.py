@@ -46,7 +46,7 @@ from synthloop.events import rule_text
 from synthloop.inspect import decision_label, teacher_label
 from synthloop.paths import output_file, output_folder
 from synthloop.spec import load_spec
-from synthloop.store import SPEC_FILE, SUMMARY_FILE, RunStore, resume_command
+from synthloop.store import SPEC_FILE, SUMMARY_FILE, RunStore, locate_run, resume_command
 from synthloop.tools.constraints import evaluate_region, parse_rule
 from synthloop.tools.error_analysis import Region, analysis_threshold
 from synthloop.tools.registry import default_registry
@@ -75,19 +75,7 @@ FIRST_ANALYSIS = "analysis/iter_000.json"
 def find_run(run_id: str, runs_dir: str | Path = "runs") -> Path:
     """The folder of run ``run_id`` under ``runs_dir`` (or ``run_id`` itself if it is a run's
     folder), else a ``RunStoreError`` that says where it looked and how to list the runs."""
-    root = Path(runs_dir) / run_id
-    if (root / SPEC_FILE).is_file():
-        return root
-    if (Path(run_id) / SPEC_FILE).is_file():
-        return Path(run_id)
-    where = Path(runs_dir).resolve()
-    if not where.is_dir():
-        raise RunStoreError(f"No run '{run_id}': the runs folder '{where}' does not exist; "
-                            "pass the folder your runs are in with --runs-dir DIR.")
-    known = sorted(p.name for p in where.iterdir() if (p / SPEC_FILE).is_file())
-    listing = f"; the last ones are {', '.join(known[-3:])}" if known else "; it holds none"
-    raise RunStoreError(f"No run '{run_id}' in '{where}'{listing}. List the runs with "
-                        f"'ls {where}', or pass another folder with --runs-dir DIR.")
+    return locate_run(run_id, runs_dir)
 
 
 # -- numbers ------------------------------------------------------------------------------
@@ -423,6 +411,10 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *,
     ``build_report``. Returns both paths.
     """
     target = Path(out) if out is not None else Path(run_dir)
+    if target.suffix.lower() == ".json":
+        raise SynthloopError(f"--out '{target}': give a folder, or a .html path (the JSON is "
+                             f"written beside it, e.g. {target.with_suffix('.html')} and "
+                             f"{target})")
     if target.suffix.lower() in (".html", ".htm"):  # checked before the report is built
         html_path, json_path = output_file(target, "--out"), target.with_suffix(".json")
     else:

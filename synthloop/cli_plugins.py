@@ -153,7 +153,7 @@ def review(
     export: Path | None = typer.Option(None, help="Write the candidate rows here (.csv or "
                                        ".parquet) to edit them."),
     reviewer: str | None = typer.Option(None, help="Who decides (recorded)."),
-    rows: int = typer.Option(10, help="How many rows to show."),
+    rows: int = typer.Option(10, min=0, help="How many rows to show."),
     llm: str | None = typer.Option(None, help="LLM URI for the rest of the run (default: the "
                                    "spec's)."),
     as_json: bool = typer.Option(False, "--json", help="Show the pending batch as JSON."),

@@ -112,7 +112,8 @@ def show_cmd(
     run_id: str = typer.Argument(..., help="The run (its id, or its folder)."),
     iteration: int | None = typer.Option(None, "--iteration", "-k",
                                          help="Only this iteration (0: the baseline's analysis)."),
-    rows: int = typer.Option(3, help="Sample rows shown per iteration, kept and rejected."),
+    rows: int = typer.Option(3, min=0, help="Sample rows shown per iteration, kept and "
+                             "rejected."),
     runs_dir: Path = RUNS_DIR,
     as_json: bool = AS_JSON,
 ) -> None:

@@ -182,7 +182,8 @@ def infer_schema(df: pd.DataFrame, spec: LoopSpec) -> TableSchema:
             raise DataError(f"data.drop_columns names '{col}', which is not in the data.")
     unknown = [c for c in spec.columns if c not in df.columns]
     if unknown:
-        raise DataError(f"columns overrides name {unknown}, which are not in the data.")
+        raise DataError(f"columns overrides name {unknown}, which are not in the data; its "
+                        f"columns are: {', '.join(map(str, df.columns))}.")
     text_col = spec.data.text_column
     if text_col is not None:
         check_text_column(df, text_col)
@@ -257,9 +258,10 @@ MISSING_MARKERS = frozenset({"?", "n/a", "na", "nan", "null", "none", "-", "--",
 
 
 def _refuse_stray_text(s: pd.Series, name: str) -> None:
-    """A column of numbers but for a few missing-value markers (``?``, ``n/a``, ``-``) would
-    otherwise be read as categories or free text without a word: name those cells and the
-    two ways out. Other text among numbers (``3+``, ``V45``) is a category's, and stays one."""
+    """A column of numbers but for missing-value markers (``?``, ``n/a``, ``-``), however many,
+    would otherwise be read as categories or free text without a word: name those cells and
+    the two ways out. Other text among numbers (``3+``, ``V45``) is a category's, and stays
+    one."""
     if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
         return
     vals = s.dropna()
@@ -271,12 +273,11 @@ def _refuse_stray_text(s: pd.Series, name: str) -> None:
         return
     if not all(v.strip().lower() in MISSING_MARKERS for v in stray.unique()):
         return
-    if len(stray) <= max(5, 0.01 * len(vals)):
-        shown = ", ".join(repr(v) for v in stray.unique()[:3])
-        raise DataError(
-            f"Column '{name}' holds numbers but for {len(stray)} cell(s) ({shown}); fix those "
-            f"cells in the data, or set 'columns: {{{name}: {{type: float}}}}' in the spec to "
-            f"read them as missing ({{type: category}} keeps every value as a category).")
+    shown = ", ".join(repr(v) for v in stray.unique()[:3])
+    raise DataError(
+        f"Column '{name}' holds numbers but for {len(stray)} cell(s) ({shown}); fix those "
+        f"cells in the data, or set 'columns: {{{name}: {{type: float}}}}' in the spec to "
+        f"read them as missing ({{type: category}} keeps every value as a category).")
 
 
 def _infer_column(s: pd.Series, name: str, is_text: bool = False) -> ColumnSchema:

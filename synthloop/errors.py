@@ -69,11 +69,14 @@ class ReviewPending(SynthloopError):
 
     Not a failure: ``synthloop run`` prints the message and exits 0."""
 
-    def __init__(self, run_id: str, pending: dict):
+    def __init__(self, run_id: str, pending: dict, runs_dir: str | None = None):
+        import shlex
+
         self.run_id = run_id
         self.pending = pending
+        where = f" --runs-dir {shlex.quote(str(runs_dir))}" if runs_dir is not None else ""
         super().__init__(
             f"Run '{run_id}' paused: iteration {pending.get('iteration')}'s batch of "
             f"{pending.get('rows')} row(s) waits for review; see it with 'synthloop review "
-            f"{run_id}', then add --approve, --reject or --edit FILE."
+            f"{shlex.quote(run_id)}{where}', then add --approve, --reject or --edit FILE."
         )

@@ -26,6 +26,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import shlex
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,15 @@ import pandas as pd
 import yaml
 
 from synthloop.errors import RunStoreError
-from synthloop.store import CHECKPOINT_FILE, FORK_FILE, SPEC_FILE, SUMMARY_FILE, RunStore
+from synthloop.store import (
+    CHECKPOINT_FILE,
+    FORK_FILE,
+    SPEC_FILE,
+    SUMMARY_FILE,
+    RunStore,
+    locate_run,
+    run_folders,
+)
 from synthloop.tools.teacher import PREFIX as TEACHER_PREFIX
 from synthloop.tools.teacher import teacher_columns
 
@@ -47,15 +56,7 @@ STAGES = ("generated", "valid", "invalid", "curated", "rejected", "candidate")
 # -- finding runs ---------------------------------------------------------------------------
 def find_run(run_id: str, runs_dir: str | Path = "runs") -> RunStore:
     """The store of run ``run_id`` (or of the run folder ``run_id``), else one clear error."""
-    root = Path(runs_dir) / run_id
-    if (root / SPEC_FILE).is_file():
-        return RunStore(root)
-    if (Path(run_id) / SPEC_FILE).is_file():
-        return RunStore(Path(run_id))
-    known = [p.name for p in run_folders(runs_dir)]
-    listing = f"; the last ones are {', '.join(known[-3:])}" if known else "; it holds none"
-    raise RunStoreError(f"No run '{run_id}' in '{Path(runs_dir).resolve()}'{listing}. List them "
-                        f"with 'synthloop runs list --runs-dir {runs_dir}'.")
+    return RunStore(locate_run(run_id, runs_dir))
 
 
 def decision_label(run: dict) -> str:
@@ -95,13 +96,6 @@ def validation_noise(run: dict) -> str:
     return f" (lift {run['lift']['validation']:+.4f} ± {se:.4f}, one standard error{over})"
 
 
-def run_folders(runs_dir: str | Path) -> list[Path]:
-    where = Path(runs_dir)
-    if not where.is_dir():
-        raise RunStoreError(f"The runs folder '{where.resolve()}' does not exist; pass the folder "
-                            "your runs are in with --runs-dir DIR.")
-    found = [p for p in where.iterdir() if (p / SPEC_FILE).is_file()]
-    return sorted(found, key=lambda p: ((p / SPEC_FILE).stat().st_mtime, p.name))
 
 
 # -- small readers --------------------------------------------------------------------------
@@ -560,7 +554,8 @@ def lineage(run_id: str, row_id: str, runs_dir: str | Path = "runs") -> dict[str
                 sample = f" Row ids look like '{ids[0]}'."
                 break
         raise RunStoreError(f"No synthetic row '{row_id}' in run '{store.run_id}'.{sample} "
-                            f"See some with: synthloop runs show {store.run_id}")
+                            f"See some with: synthloop runs show {shlex.quote(store.run_id)} --runs-dir "
+                            f"{shlex.quote(str(store.root.parent))}")
     k, row = found
     columns, target = _feature_columns(store)
     values = {c: _clean(row.get(c)) for c in [*columns, *([target] if target else [])]}

@@ -111,7 +111,7 @@ def execute(store: RunStore, spec: LoopSpec, *, resume: bool,
         if conn is not None:
             conn.close()
     if pending is not None:
-        raise ReviewPending(store.run_id, pending)
+        raise ReviewPending(store.run_id, pending, str(store.root.parent))
     if not store.exists(SUMMARY_FILE):
         raise SynthloopError(f"Run '{store.run_id}' stopped before its report; "
                              f"resume it with: {resume_command(store.run_id, store.root.parent)}")

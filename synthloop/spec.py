@@ -112,7 +112,7 @@ class MetricSpec(_Section):
         reg = default_registry()
         if not reg.has("metric", v):
             names = ", ".join(repr(n) for n in reg.names("metric"))
-            raise SpecError(f"The 'metric.name' parameter of LoopSpec must be one of {{{names}}}. "
+            raise SpecError(f"The spec's 'metric.name' must be one of {{{names}}}. "
                             f"Got {v!r} instead.")
         if getattr(reg.get("metric", v), "goal", "maximize") != "maximize":
             raise SpecError(f"Metric {v!r} is minimised, but the loop maximises its metric; "
@@ -376,7 +376,7 @@ class BlendSpec(_Section):
     def _drop_is_number_or_auto(cls, v):
         if v == "auto" or (isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0):
             return v
-        raise SpecError("The 'blend.max_validation_drop' parameter of LoopSpec must be a number "
+        raise SpecError("The spec's 'blend.max_validation_drop' must be a number "
                         f">= 0 or 'auto'. Got {v!r} instead.")
 
 
@@ -647,9 +647,15 @@ def _format_validation_error(exc: ValidationError) -> str:
     if kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
         return (
-            f"The '{loc}' parameter of LoopSpec must be one of {{{expected}}}. "
+            f"The spec's '{loc}' must be one of {{{expected}}}. "
             f"Got {err.get('input')!r} instead."
         )
+    if len(err["loc"]) == 2 and err["loc"][0] == "columns" and kind in ("model_type",
+                                                                         "dict_type"):
+        name = err["loc"][1]
+        return (f"'columns.{name}' takes keys ({', '.join(ColumnOverride.model_fields)}), not "
+                f"{err.get('input')!r}: e.g. 'columns: {{{name}: {{type: float}}}}' in the spec, "
+                f"or --set columns.{name}.type=float.")
     msg = err["msg"].removeprefix("Value error, ")
     if loc:
         return f"Invalid '{loc}' in the spec: {msg} (got {err.get('input')!r})."

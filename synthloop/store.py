@@ -40,18 +40,43 @@ def new_run_id(name: str) -> str:
     return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
+def run_folders(runs_dir: str | Path) -> list[Path]:
+    """The run folders in ``runs_dir``, oldest first (by their spec's time, then name)."""
+    where = Path(runs_dir)
+    if where.exists() and not where.is_dir():
+        raise RunStoreError(f"'{where}' is a file, not a runs folder; pass the folder your runs "
+                            "are in with --runs-dir DIR.")
+    if not where.is_dir():
+        raise RunStoreError(f"The runs folder '{where.resolve()}' does not exist; pass the folder "
+                            "your runs are in with --runs-dir DIR.")
+    found = [p for p in where.iterdir() if (p / SPEC_FILE).is_file()]
+    return sorted(found, key=lambda p: ((p / SPEC_FILE).stat().st_mtime, p.name))
+
+
+def locate_run(run_id: str, runs_dir: str | Path = "runs") -> Path:
+    """The folder of run ``run_id`` in ``runs_dir`` (or ``run_id`` itself when it is a run's
+    folder), else one ``RunStoreError`` that says where it looked, the newest runs there, and
+    how to list them all."""
+    root = Path(runs_dir) / run_id
+    if (root / SPEC_FILE).is_file():
+        return root
+    if (Path(run_id) / SPEC_FILE).is_file():
+        return Path(run_id)
+    known = [p.name for p in run_folders(runs_dir)]
+    newest = ", ".join(reversed(known[-3:]))
+    listing = (f"; the newest {'are' if len(known) > 1 else 'is'} {newest}"
+               f"{f' (of {len(known)})' if len(known) > 3 else ''}" if known else "; it holds none")
+    raise RunStoreError(f"No run '{run_id}' in '{Path(runs_dir).resolve()}'{listing}. List them "
+                        f"with 'synthloop runs list --runs-dir {shlex.quote(str(runs_dir))}'.")
+
+
 class RunStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
 
     @classmethod
     def open(cls, runs_dir: str | Path, run_id: str) -> RunStore:
-        root = Path(runs_dir) / run_id
-        if not (root / SPEC_FILE).is_file():
-            known = sorted(p.name for p in Path(runs_dir).glob("*") if (p / SPEC_FILE).is_file())
-            hint = f" Known runs: {', '.join(known[-5:])}." if known else ""
-            raise RunStoreError(f"No run '{run_id}' in '{runs_dir}'.{hint}")
-        return cls(root)
+        return cls(locate_run(run_id, runs_dir))
 
     @property
     def run_id(self) -> str:

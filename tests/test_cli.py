@@ -70,7 +70,7 @@ BAD_INPUTS = {
         ["data.positive_class", "in quotes", 'positive_class: "1.5"']),
     "bad metric name": (
         {"data": {"source": "cancer.csv", "target": "diagnosis"}, "metric": {"name": "f2"}},
-        ["The 'metric.name' parameter of LoopSpec must be one of", "Got 'f2' instead."]),
+        ["The spec's 'metric.name' must be one of", "Got 'f2' instead."]),
 }
 
 
@@ -213,6 +213,7 @@ class TestEntryPoint:
          ["No such option: --bogus", "(see 'python -m synthloop run --help')"]),
         (["run", "spec.yaml", "--seed", "abc"], ["Invalid value for '--seed'"]),
         (["nosuch"], ["No such command 'nosuch'"]),
+        (["runs", "show", "r1", "--rows", "-2"], ["Invalid value for '--rows'"]),
     ])
     def test_a_usage_error_is_one_line_not_a_panel(self, args, fragments, tmp_path):
         proc = subprocess.run([sys.executable, "-m", "synthloop", *args], capture_output=True,

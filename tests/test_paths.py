@@ -70,6 +70,25 @@ def test_the_resume_hint_pastes_into_a_shell(tmp_path):
     assert shlex.split(hint) == ["synthloop", "resume", "r1", "--runs-dir", str(runs)]
 
 
+@pytest.mark.parametrize("command", [["runs", "list"], ["runs", "show", "r1"], ["resume", "r1"],
+                                     ["report", "r1"]])
+def test_a_runs_folder_that_is_a_file_is_named_as_one(command, a_file):
+    result = runner.invoke(app, [*command, "--runs-dir", str(a_file)])
+
+    assert result.exit_code == 2, result.output
+    assert_one_error_line(result.stderr, f"'{a_file}' is a file, not a runs folder")
+
+
+def test_no_such_run_names_the_newest_runs_and_how_to_list_them(traced_run, tmp_path):
+    runs_dir, summary = traced_run
+
+    result = runner.invoke(app, ["resume", "ghost", "--runs-dir", str(runs_dir)])
+
+    assert result.exit_code == 2
+    assert_one_error_line(result.stderr, "No run 'ghost'", summary["run_id"],
+                          f"synthloop runs list --runs-dir {runs_dir}")
+
+
 class TestOutputFiles:
     def test_schema_into_a_missing_folder_creates_it(self, tmp_path):
         target = tmp_path / "new" / "deeper" / "schema.json"
@@ -123,6 +142,15 @@ class TestReport:
 
         assert result.exit_code == 2, result.output
         assert_one_error_line(result.stderr, f"'{a_file}' is a file, not a folder")
+
+    def test_a_json_out_path_is_refused_with_the_html_path_to_give(self, runs, tmp_path):
+        result = runner.invoke(app, ["report", "kept", "--runs-dir", str(runs),
+                                     "--out", str(tmp_path / "rep" / "my.json")])
+
+        assert result.exit_code == 2, result.output
+        assert_one_error_line(result.stderr, "give a folder, or a .html path",
+                              str(tmp_path / "rep" / "my.html"))
+        assert not (tmp_path / "rep").exists()
 
     def test_html_out_in_a_missing_folder_creates_it(self, runs, tmp_path):
         target = tmp_path / "shared" / "reports" / "kept.html"

@@ -105,7 +105,7 @@ def _register_not_callable(registry):
 class TestSpecNamesComponents:
     @pytest.mark.parametrize("section, fragments", [
         ({"model": {"kind": "xgb"}}, ["model.kind", "'xgb'", "lightgbm"]),
-        ({"metric": {"name": "f2"}}, ["The 'metric.name' parameter of LoopSpec must be one of",
+        ({"metric": {"name": "f2"}}, ["The spec's 'metric.name' must be one of",
                                       "'pr_auc'", "Got 'f2' instead."]),
         ({"generator": {"kind": "gpt"}}, ["Unknown generator 'gpt'", "generator.kind",
                                           "llm (synthloop)"]),

@@ -292,7 +292,8 @@ class TestCli:
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1
         assert lines[0].startswith("error: No run 'ghost'")
-        assert str(runs.resolve()) in lines[0] and "ls " in lines[0] and "kept" in lines[0]
+        assert str(runs.resolve()) in lines[0] and "kept" in lines[0]
+        assert f"synthloop runs list --runs-dir {runs}" in lines[0]
         assert result.stdout == ""
 
     def test_unfinished_run_id(self, finished, tmp_path):

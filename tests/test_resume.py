@@ -118,7 +118,7 @@ class TestResume:
         assert model.calls == []
 
     def test_unknown_run_is_a_clear_error(self, home, full):
-        with pytest.raises(RunStoreError, match=f"No run 'nope'.*Known runs: {RUN_ID}"):
+        with pytest.raises(RunStoreError, match=f"No run 'nope'.*the newest is {RUN_ID}"):
             resume_run("nope", home / "full", chat_model=scripted())
 
     def test_existing_run_id_is_refused_and_left_alone(self, spec, full, home):

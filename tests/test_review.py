@@ -325,6 +325,7 @@ class TestCommandLine:
 
         assert ran.exit_code == 0, ran.output
         assert "Run 'c' paused: iteration 1's batch of" in ran.output
+        assert f"see it with 'synthloop review c --runs-dir {runs}'" in ran.output
         assert f"next: synthloop review c --runs-dir {runs}" in ran.output
         assert again.exit_code == 0 and "Run 'c' paused" in again.output
         assert shown.exit_code == 0

@@ -55,6 +55,18 @@ class TestSetOnAColumn:
                                             "here: categories, max, min, nullable, type"):
             make_spec(spec_dict).with_overrides({"columns.mean_area.kind": "float"})
 
+    def test_a_column_set_to_a_bare_type_says_how_to_write_it(self, spec_dict):
+        with pytest.raises(SpecError, match=r"'columns.mean_area' takes keys \(type, min, max, "
+                                            r".*--set columns.mean_area.type=float"):
+            make_spec(spec_dict).with_overrides({"columns.mean_area": "float"})
+
+    def test_an_override_of_a_missing_column_lists_the_columns(self, spec_dict, cancer_df):
+        spec = make_spec(spec_dict, columns={"nosuch": {"type": "float"}})
+
+        with pytest.raises(DataError, match=r"\['nosuch'\], which are not in the data; its "
+                                            r"columns are: mean_radius, "):
+            infer_schema(cancer_df, spec)
+
     def test_other_unknown_sections_are_still_refused(self, spec_dict):
         with pytest.raises(SpecError, match="'budgett' is not a section"):
             make_spec(spec_dict).with_overrides({"budgett.patience": 2})
@@ -65,6 +77,15 @@ class TestStrayTextCells:
         with pytest.raises(DataError, match=r"Column 'mean_area' holds numbers but for 1 "
                                             r"cell\(s\) \('n/a'\)"):
             infer_schema(with_stray_cell(cancer_df, "mean_area"), make_spec(spec_dict))
+
+    def test_many_markers_are_named_too(self, spec_dict, cancer_df):
+        # 14% of the cells '?': still a numeric column with missing values, not free text
+        df = cancer_df.astype({"mean_area": object})
+        df.loc[df.index % 7 == 0, "mean_area"] = "?"
+
+        with pytest.raises(DataError, match=r"Column 'mean_area' holds numbers but for 42 "
+                                            r"cell\(s\) \('\?'\)"):
+            infer_schema(df, make_spec(spec_dict))
 
     def test_declared_numeric_reads_the_stray_cell_as_missing(self, spec_dict, cancer_df):
         df = with_stray_cell(cancer_df, "mean_area")
