@@ -138,6 +138,10 @@ def create_fork(run_id: str, runs_dir: str | Path = "runs", *, from_iteration: i
     parent = find_run(run_id, runs_dir)
     parent_spec = load_spec(parent.root / SPEC_FILE)
     spec = _fork_spec(parent_spec, overrides)
+    if "llm" in overrides:  # the fork's LLM is built when it runs: refuse a bad one now
+        from synthloop.llm.client import check_llm_uri
+
+        check_llm_uri(spec.llm)
     if not spec.is_text:
         from synthloop.graphs.components import build_components
         from synthloop.tools.registry import default_registry

@@ -234,6 +234,9 @@ class TestFork:
         (["generator.params={depth: 3}"], ["The params of generator 'llm' (generator.params) "
                                            "do not fit it", "takes no arguments"]),
         (["budget.patience"], ["must look like key=value"]),
+        # the fork's LLM is built when it runs: a bad one is refused before its folder exists
+        (["llm=bogus"], ["Unknown LLM 'bogus'; use 'embedded'"]),
+        (["llm=embedded:/nowhere/model.gguf"], ["no model file '/nowhere/model.gguf'"]),
         (["curation.label_critic={benign: Benign.}"], ["curation.label_critic needs one "
                                                        "sentence for each class",
                                                        "missing: malignant"]),

@@ -208,6 +208,13 @@ class TestMakeChatModel:
         with pytest.raises(LLMError, match="Unknown LLM 'nonsense'"):
             make_chat_model("nonsense")
 
+    def test_a_provider_langchain_does_not_know_is_named(self):
+        with pytest.raises(LLMError, match="'bogus' is not a provider LangChain knows; write "
+                                           "'provider:model'") as info:
+            make_chat_model("bogus:x")
+
+        assert "model_provider" not in str(info.value)
+
     def test_embedded_is_built_without_loading(self):
         model = make_chat_model("embedded", seed=3)
 

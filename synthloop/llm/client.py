@@ -40,6 +40,30 @@ log = logging.getLogger(__name__)
 T = TypeVar("T", bound=BaseModel)
 
 
+def check_llm_uri(uri: str) -> None:
+    """Refuse an LLM URI ``make_chat_model`` could not build, without building it (no model is
+    loaded, no server called): for a fork, whose run starts later."""
+    uri = (uri or "embedded").strip()
+    if uri == "embedded" or uri.startswith("embedded:"):
+        path = uri.split(":", 1)[1] if ":" in uri else ""
+        if path and not Path(path).is_file():
+            raise LLMError(f"LLM '{uri}': no model file '{path}'; give a GGUF file's path, or "
+                           "plain 'embedded'.")
+        return
+    if uri.startswith("openai:"):
+        base_url = uri.removeprefix("openai:").partition("@")[2]
+        if not (os.environ.get("OPENAI_API_KEY") or base_url or os.environ.get("OPENAI_BASE_URL")):
+            raise LLMError(
+                "LLM 'openai:...' needs OPENAI_API_KEY in the environment, or a local server "
+                "given as 'openai:MODEL@http://host:port/v1'."
+            )
+        return
+    if ":" not in uri:
+        raise LLMError(
+            f"Unknown LLM {uri!r}; use 'embedded', 'openai:MODEL[@BASE_URL]' or 'provider:model'."
+        )
+
+
 def make_chat_model(uri: str, *, timeout: float = 120.0, seed: int = 0) -> BaseChatModel:
     uri = (uri or "embedded").strip()
     if uri == "embedded" or uri.startswith("embedded:"):
@@ -69,6 +93,11 @@ def make_chat_model(uri: str, *, timeout: float = 120.0, seed: int = 0) -> BaseC
         try:
             return init_chat_model(uri)
         except Exception as exc:
+            if "model_provider" in str(exc):  # a provider LangChain does not know
+                raise LLMError(
+                    f"LLM {uri!r}: {uri.split(':', 1)[0]!r} is not a provider LangChain knows; "
+                    f"write 'provider:model' with a provider such as openai, anthropic, ollama "
+                    f"or google_genai (its langchain-<provider> package installed)") from None
             raise LLMError(f"init_chat_model could not build {uri!r}: {exc}".splitlines()[0]) from None
     raise LLMError(
         f"Unknown LLM {uri!r}; use 'embedded', 'openai:MODEL[@BASE_URL]' or 'provider:model'."
