@@ -12,10 +12,9 @@ from typing import Any
 
 import typer
 from rich.markup import escape
-from rich.measure import Measurement
 from rich.table import Table
 
-from synthloop.console import err, fail, out, print_json
+from synthloop.console import err, fail, narrowest_table, out, print_json, table_fits
 from synthloop.errors import SynthloopError
 from synthloop.events import rule_text
 from synthloop.paths import write_text
@@ -80,7 +79,7 @@ def list_cmd(runs_dir: Path = RUNS_DIR, as_json: bool = AS_JSON) -> None:
                   _n(r["metric"]), _holdout(r), _n(r["lift_holdout"], "+.4f"),
                   _n(r["synthetic_rows"]), _n(r["tokens"]), _n(r["seconds"], ".0f"),
                   _parent(r))
-    if Measurement.get(out, out.options.update(max_width=10_000), t).maximum <= out.width:
+    if table_fits(t):
         out.print(t)
         return
     # too narrow for the table (e.g. 80 columns): three short lines per run, nothing cut off
@@ -325,25 +324,39 @@ def history_cmd(run_id: str = typer.Argument(..., help="The run."),
     if as_json:
         print_json(rows)
         return
-    t = Table(title=f"checkpoints of {run_id} (thread {run_id})")
-    for col in ("step", "checkpoint", "time", "ran", "next", "iter", "best val.", "syn", "tokens",
-                "note"):
-        t.add_column(col, justify="right" if col in ("step", "iter", "best val.", "syn", "tokens")
-                     else "left", no_wrap=col in ("checkpoint", "time"))
-    for r in rows:
-        note = []
+    def note(r: dict[str, Any], short: bool) -> str:
+        said = []
         if r["fork_iteration"] is not None:
-            note.append(f"end of iteration {r['fork_iteration']}: --from-iteration "
-                        f"{r['fork_iteration']}")
+            k = r["fork_iteration"]
+            said.append(f"fork -k {k}" if short else f"end of iteration {k}: --from-iteration {k}")
         if r["source"] == "update":
-            note.append("fork's starting point")
+            said.append("fork's start" if short else "fork's starting point")
         if r["stop_reason"] and r["next"] == ["report"]:
-            note.append(f"stop: {r['stop_reason']}")
-        t.add_row(str(r["step"]), r["checkpoint_id"][:13] + "…", str(r["created_at"])[11:19],
-                  _n(r["ran"]), ",".join(r["next"]) or "(end)", _n(r["iteration"]),
-                  _n(r["best_validation"]), _n(r["synthetic_rows"]), _n(r["tokens_used"]),
-                  escape("; ".join(note)))
-    out.print(t)
+            said.append(f"stop: {r['stop_reason']}")
+        return escape("; ".join(said))
+
+    def make(dropped: set[str]) -> Table:
+        # on a narrow terminal the checkpoint id (in --json), then the time, go first
+        t = Table(title=f"checkpoints of {run_id} (thread {run_id})")
+        cells = {
+            "step": lambda r: str(r["step"]),
+            "checkpoint": lambda r: r["checkpoint_id"][:13] + "…",
+            "time": lambda r: str(r["created_at"])[11:19],
+            "ran": lambda r: _n(r["ran"]), "next": lambda r: ",".join(r["next"]) or "(end)",
+            "iter": lambda r: _n(r["iteration"]), "best val.": lambda r: _n(r["best_validation"]),
+            "syn": lambda r: _n(r["synthetic_rows"]), "tokens": lambda r: _n(r["tokens_used"]),
+            "note": lambda r: note(r, short=bool(dropped)),
+        }
+        cols = [c for c in cells if c not in dropped]
+        for col in cols:
+            t.add_column(col, justify="right" if col in ("step", "iter", "best val.", "syn",
+                                                          "tokens") else "left",
+                         no_wrap=col != "note")
+        for r in rows:
+            t.add_row(*[cells[c](r) for c in cols])
+        return t
+
+    out.print(narrowest_table(make, ["checkpoint", "time", "tokens"]))
     out.print(f"{len(rows)} checkpoints; the thread id is the run id")
 
 

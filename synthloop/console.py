@@ -18,6 +18,28 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 
+def table_fits(table: Any, console: Console = out) -> bool:
+    """Whether ``table`` prints at its natural width, no cell cut short, on ``console``."""
+    from rich.measure import Measurement
+
+    return Measurement.get(console, console.options.update(max_width=10_000),
+                           table).maximum <= console.width
+
+
+def narrowest_table(make: Any, optional: list[str], console: Console = out) -> Any:
+    """``make(dropped)`` is a table without the columns in ``dropped``; the first that fits,
+    dropping ``optional`` columns one by one in that order (the last one tried if none
+    does)."""
+    dropped: list[str] = []
+    table = make(set())
+    for name in optional:
+        if table_fits(table, console):
+            break
+        dropped.append(name)
+        table = make(set(dropped))
+    return table
+
+
 def print_json(obj: Any) -> None:
     """``obj`` as indented JSON on stdout (what ``--json`` prints)."""
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
