@@ -57,7 +57,7 @@ BAD_INPUTS = {
         ["Unknown key 'budget.max_iteration'", "Did you mean 'max_iterations'?"]),
     "rule that does not parse": (
         {"data": {"source": "cancer.csv", "target": "diagnosis"}, "rules": ["mean_radius >"]},
-        ["Rule 'mean_radius >' does not parse"]),
+        ["Rule 'mean_radius >' does not parse", "in backticks: `annual income` > 0"]),
     "rule naming an unknown column": (
         {"data": {"source": "cancer.csv", "target": "diagnosis"}, "rules": ["radius > 1"]},
         ["Rule 'radius > 1' names column(s) ['radius']"]),

@@ -73,7 +73,8 @@ def parse_rule(text: str) -> Rule:
     except SyntaxError as exc:
         raise RuleError(
             f"Rule {text!r} does not parse ({exc.msg}); write it like "
-            "'price > 50 if category == \"Electronics\"'."
+            "'price > 50 if category == \"Electronics\"', with a column name that has spaces "
+            "or symbols in backticks: `annual income` > 0."
         ) from None
     names: list[str] = []
     funcs = rule_functions()
