@@ -37,8 +37,8 @@ def list_cmd(
     rows = reg.entries(kind)
     if as_json:
         print_json([{"kind": c.kind, "name": c.name, "package": c.source,
-                "version": reg.packages.get(c.source, ""), "spec_key": KINDS[c.kind].spec_key,
-                "summary": c.summary} for c in rows])
+                     "version": reg.packages.get(c.source, ""),
+                     "spec_key": KINDS[c.kind].spec_key, "summary": c.summary} for c in rows])
         return
     t = Table(title="synthloop components", title_justify="left")
     for col in ("kind", "name", "package", "selected by"):
@@ -186,9 +186,8 @@ def review(
             if as_json:
                 from synthloop.tools.teacher import teacher_columns
 
-                print_json({**pending, "sample": frame.head(rows)[["_sl_row_id", *cols,
-                                                              *teacher_columns(frame)]]
-                       .to_dict(orient="records")})
+                sample = frame.head(rows)[["_sl_row_id", *cols, *teacher_columns(frame)]]
+                print_json({**pending, "sample": sample.to_dict(orient="records")})
                 return
             _show_pending(pending, frame, cols, rows)
             return

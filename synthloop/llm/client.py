@@ -66,6 +66,7 @@ def check_llm_uri(uri: str) -> None:
 
 def make_chat_model(uri: str, *, timeout: float = 120.0, seed: int = 0) -> BaseChatModel:
     uri = (uri or "embedded").strip()
+    check_llm_uri(uri)
     if uri == "embedded" or uri.startswith("embedded:"):
         from synthloop.llm.embedded import ChatEmbeddedLlama
 
@@ -78,11 +79,6 @@ def make_chat_model(uri: str, *, timeout: float = 120.0, seed: int = 0) -> BaseC
         model, _, base_url = rest.partition("@")
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         key = os.environ.get("OPENAI_API_KEY")
-        if not key and not base_url:
-            raise LLMError(
-                "LLM 'openai:...' needs OPENAI_API_KEY in the environment, or a local server "
-                "given as 'openai:MODEL@http://host:port/v1'."
-            )
         return ChatOpenAI(
             model=model, base_url=base_url, api_key=key or "not-needed", timeout=timeout,
             max_retries=0, seed=seed,
@@ -99,9 +95,7 @@ def make_chat_model(uri: str, *, timeout: float = 120.0, seed: int = 0) -> BaseC
                     f"write 'provider:model' with a provider such as openai, anthropic, ollama "
                     f"or google_genai (its langchain-<provider> package installed)") from None
             raise LLMError(f"init_chat_model could not build {uri!r}: {exc}".splitlines()[0]) from None
-    raise LLMError(
-        f"Unknown LLM {uri!r}; use 'embedded', 'openai:MODEL[@BASE_URL]' or 'provider:model'."
-    )
+    raise AssertionError(f"check_llm_uri let {uri!r} through")  # pragma: no cover
 
 
 def model_id_of(model: BaseChatModel) -> str:
