@@ -16,6 +16,7 @@ from rich.table import Table
 from synthloop.cli import Progress, print_summary
 from synthloop.console import fail, out, print_json
 from synthloop.errors import ReviewPending, SynthloopError
+from synthloop.store import review_command
 
 plugins_app = typer.Typer(add_completion=False, no_args_is_help=True,
                           help="Installed components (built-in and from plugins), and their checks.")
@@ -99,11 +100,10 @@ def check_cmd(
 def print_pending(exc: ReviewPending, runs_dir: Path) -> None:
     """A run paused for review: say so and how to go on (not an error)."""
     out.print(escape(str(exc)))
-    flag = "" if Path(runs_dir) == Path("runs") else f" --runs-dir {runs_dir}"
-    out.print(f"next: synthloop review {exc.run_id}{flag}")
+    out.print(f"next: {escape(review_command(exc.run_id, runs_dir))}")
 
 
-def _show_pending(pending: dict, rows, schema_cols: list[str], n: int) -> None:
+def _show_pending(pending: dict, rows, schema_cols: list[str], n: int, runs_dir: Path) -> None:
     out.print(f"[bold]Run {escape(pending['run_id'])}, iteration {pending['iteration']}: "
               f"{pending['rows']} candidate row(s) wait for review[/]")
     by_class = ", ".join(f"{k} {v}" for k, v in pending["by_class"].items())
@@ -128,9 +128,9 @@ def _show_pending(pending: dict, rows, schema_cols: list[str], n: int) -> None:
     for _, r in rows.head(n).iterrows():
         t.add_row(*[escape(_cell(r[c])) for c in cols])
     out.print(t)
-    rid = pending["run_id"]
-    out.print(f"decide: synthloop review {rid} --approve | --reject [--reason TEXT] | "
-              f"--export FILE.csv, edit it, then --edit FILE.csv")
+    review = escape(review_command(pending["run_id"], runs_dir))
+    out.print(f"decide: {review} --approve | --reject [--reason TEXT] | --export FILE.csv, "
+              f"edit it, then --edit FILE.csv")
 
 
 def _cell(v: Any) -> str:
@@ -178,8 +178,7 @@ def review(
             cols = [*schema.feature_names(), schema.target]
             if export is not None:
                 export_rows(frame, cols, export)
-                again = (f"synthloop review {shlex.quote(run_id)} --edit "
-                         f"{shlex.quote(str(export))} --runs-dir {shlex.quote(str(runs_dir))}")
+                again = f"{review_command(run_id, runs_dir)} --edit {shlex.quote(str(export))}"
                 out.print(f"wrote {escape(str(export))} ({len(frame)} rows); edit it, then: "
                           f"{escape(again)}")
                 return
@@ -189,7 +188,7 @@ def review(
                 sample = frame.head(rows)[["_sl_row_id", *cols, *teacher_columns(frame)]]
                 print_json({**pending, "sample": sample.to_dict(orient="records")})
                 return
-            _show_pending(pending, frame, cols, rows)
+            _show_pending(pending, frame, cols, rows, runs_dir)
             return
         chat_model = None
         if llm:

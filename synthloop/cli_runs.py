@@ -351,7 +351,7 @@ def history_cmd(run_id: str = typer.Argument(..., help="The run."),
         for col in cols:
             t.add_column(col, justify="right" if col in ("step", "iter", "best val.", "syn",
                                                           "tokens") else "left",
-                         no_wrap=col != "note")
+                         no_wrap=col != "note", min_width=16 if col == "note" else None)
         for r in rows:
             t.add_row(*[cells[c](r) for c in cols])
         return t

@@ -96,8 +96,6 @@ def validation_noise(run: dict) -> str:
     return f" (lift {run['lift']['validation']:+.4f} ± {se:.4f}, one standard error{over})"
 
 
-
-
 # -- small readers --------------------------------------------------------------------------
 def _json_files(store: RunStore, folder: str) -> dict[int, dict]:
     out = {}

@@ -27,7 +27,7 @@ from synthloop.graphs.context import LEAKAGE, SCHEMA, TEACHER
 from synthloop.paths import output_file
 from synthloop.runner import default_cache_dir, execute, open_graph, pending_interrupt
 from synthloop.spec import LoopSpec, load_spec
-from synthloop.store import SPEC_FILE, SUMMARY_FILE, RunStore, resume_command
+from synthloop.store import SPEC_FILE, SUMMARY_FILE, RunStore, resume_command, review_command
 from synthloop.tools.teacher import PREFIX as TEACHER_PREFIX
 from synthloop.tools.teacher import teacher_columns
 
@@ -119,8 +119,8 @@ def apply_edit(store: RunStore, spec: LoopSpec, pending: dict, path: Path) -> di
     original = store.read_frame(pending["candidate"])
     k = int(pending["iteration"])
     where = f"the edit in '{path}'"
-    again = (f"fix the file and run: synthloop review {shlex.quote(store.run_id)} --edit "
-             f"{shlex.quote(str(path))} --runs-dir {shlex.quote(str(store.root.parent))}")
+    again = (f"fix the file and run: {review_command(store.run_id, store.root.parent)} --edit "
+             f"{shlex.quote(str(path))}")
     needed = [*schema.feature_names(), schema.target]
     missing = [c for c in needed if c not in edited.columns]
     if missing:

@@ -155,7 +155,8 @@ def resume_run(run_id: str, runs_dir: str | Path = "runs", *,
     """Continue a stopped run from its last checkpoint; finished iterations are not redone."""
     store = RunStore.open(runs_dir, run_id)
     spec = load_spec(store.root / SPEC_FILE)
-    cache = default_cache_dir(runs_dir) if cache_dir == "default" else cache_dir
+    # the cache beside the run (run_id may be the run's folder, outside runs_dir)
+    cache = default_cache_dir(store.root.parent) if cache_dir == "default" else cache_dir
     return execute(store, spec, resume=True, chat_model=chat_model,
                    cache_dir=Path(cache) if cache else None, on_update=on_update)
 

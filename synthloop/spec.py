@@ -652,10 +652,11 @@ def _format_validation_error(exc: ValidationError) -> str:
         )
     if len(err["loc"]) == 2 and err["loc"][0] == "columns" and kind in ("model_type",
                                                                          "dict_type"):
-        name = err["loc"][1]
-        return (f"'columns.{name}' takes keys ({', '.join(ColumnOverride.model_fields)}), not "
-                f"{err.get('input')!r}: e.g. 'columns: {{{name}: {{type: float}}}}' in the spec, "
-                f"or --set columns.{name}.type=float.")
+        name, given = err["loc"][1], err.get("input")
+        kind = given if given in ("float", "int", "category", "bool", "text") else "float"
+        return (f"'columns.{name}' takes keys ({', '.join(sorted(ColumnOverride.model_fields))}), "
+                f"not {given!r}: e.g. 'columns: {{{name}: {{type: {kind}}}}}' in the spec, "
+                f"or --set columns.{name}.type={kind}.")
     msg = err["msg"].removeprefix("Value error, ")
     if loc:
         return f"Invalid '{loc}' in the spec: {msg} (got {err.get('input')!r})."

@@ -36,6 +36,11 @@ def resume_command(run_id: str, runs_dir: str | Path) -> str:
     return f"synthloop resume {shlex.quote(run_id)} --runs-dir {shlex.quote(str(runs_dir))}"
 
 
+def review_command(run_id: str, runs_dir: str | Path) -> str:
+    """``synthloop review RUN_ID --runs-dir DIR``, quoted for a shell (add the action)."""
+    return f"synthloop review {shlex.quote(run_id)} --runs-dir {shlex.quote(str(runs_dir))}"
+
+
 def new_run_id(name: str) -> str:
     return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
@@ -62,7 +67,10 @@ def locate_run(run_id: str, runs_dir: str | Path = "runs") -> Path:
         return root
     if (Path(run_id) / SPEC_FILE).is_file():
         return Path(run_id)
-    known = [p.name for p in run_folders(runs_dir)]
+    try:
+        known = [p.name for p in run_folders(runs_dir)]
+    except RunStoreError as exc:
+        raise RunStoreError(f"No run '{run_id}': {exc}") from None
     newest = ", ".join(reversed(known[-3:]))
     listing = (f"; the newest {'are' if len(known) > 1 else 'is'} {newest}"
                f"{f' (of {len(known)})' if len(known) > 3 else ''}" if known else "; it holds none")

@@ -79,6 +79,13 @@ def test_a_runs_folder_that_is_a_file_is_named_as_one(command, a_file):
     assert_one_error_line(result.stderr, f"'{a_file}' is a file, not a runs folder")
 
 
+def test_a_missing_runs_folder_names_the_run_asked_for(tmp_path):
+    result = runner.invoke(app, ["report", "ghost", "--runs-dir", str(tmp_path / "nothing")])
+
+    assert result.exit_code == 2
+    assert_one_error_line(result.stderr, "No run 'ghost': The runs folder", "does not exist")
+
+
 def test_no_such_run_names_the_newest_runs_and_how_to_list_them(traced_run, tmp_path):
     runs_dir, summary = traced_run
 

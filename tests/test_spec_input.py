@@ -56,9 +56,9 @@ class TestSetOnAColumn:
             make_spec(spec_dict).with_overrides({"columns.mean_area.kind": "float"})
 
     def test_a_column_set_to_a_bare_type_says_how_to_write_it(self, spec_dict):
-        with pytest.raises(SpecError, match=r"'columns.mean_area' takes keys \(type, min, max, "
-                                            r".*--set columns.mean_area.type=float"):
-            make_spec(spec_dict).with_overrides({"columns.mean_area": "float"})
+        with pytest.raises(SpecError, match=r"'columns.mean_area' takes keys \(categories, max, "
+                                            r".*--set columns.mean_area.type=category"):
+            make_spec(spec_dict).with_overrides({"columns.mean_area": "category"})
 
     def test_an_override_of_a_missing_column_lists_the_columns(self, spec_dict, cancer_df):
         spec = make_spec(spec_dict, columns={"nosuch": {"type": "float"}})
