@@ -72,11 +72,14 @@ class ReviewPending(SynthloopError):
     def __init__(self, run_id: str, pending: dict, runs_dir: str | None = None):
         import shlex
 
+        from synthloop.store import review_command  # store imports this module
+
         self.run_id = run_id
         self.pending = pending
-        where = f" --runs-dir {shlex.quote(str(runs_dir))}" if runs_dir is not None else ""
+        see = (review_command(run_id, runs_dir) if runs_dir is not None
+               else f"synthloop review {shlex.quote(run_id)}")
         super().__init__(
             f"Run '{run_id}' paused: iteration {pending.get('iteration')}'s batch of "
-            f"{pending.get('rows')} row(s) waits for review; see it with 'synthloop review "
-            f"{shlex.quote(run_id)}{where}', then add --approve, --reject or --edit FILE."
+            f"{pending.get('rows')} row(s) waits for review; see it with '{see}', then add "
+            f"--approve, --reject or --edit FILE."
         )

@@ -42,7 +42,6 @@ from synthloop.store import (
     SPEC_FILE,
     SUMMARY_FILE,
     RunStore,
-    locate_run,
     run_folders,
 )
 from synthloop.tools.teacher import PREFIX as TEACHER_PREFIX
@@ -56,7 +55,7 @@ STAGES = ("generated", "valid", "invalid", "curated", "rejected", "candidate")
 # -- finding runs ---------------------------------------------------------------------------
 def find_run(run_id: str, runs_dir: str | Path = "runs") -> RunStore:
     """The store of run ``run_id`` (or of the run folder ``run_id``), else one clear error."""
-    return RunStore(locate_run(run_id, runs_dir))
+    return RunStore.open(runs_dir, run_id)
 
 
 def decision_label(run: dict) -> str:

@@ -17,27 +17,24 @@ from pathlib import Path
 from synthloop.errors import SynthloopError
 
 
-def _first_file_above(path: Path) -> Path | None:
-    """The nearest existing ancestor of ``path`` that is a file, not a folder (or None)."""
-    for p in [path, *path.parents]:
-        if p.exists():
-            return p if not p.is_dir() else None
-    return None
+def _refuse_unwritable(path: Path, what: str, shown: Path) -> None:
+    """Refuse ``path`` as a folder to write into, creating nothing: it lies under a file, or
+    its nearest existing folder is not writable."""
+    existing = next(p for p in [path, *path.parents] if p.exists())
+    if not existing.is_dir():
+        raise SynthloopError(f"{what} '{shown}': '{existing}' is a file, not a folder; "
+                             f"pick a path under a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SynthloopError(f"{what} '{shown}': the folder '{existing}' is not writable; "
+                             f"pick a path you can write to")
 
 
 def _make_folder(folder: Path, what: str, shown: Path) -> None:
-    blocker = _first_file_above(folder)
-    if blocker is not None:
-        raise SynthloopError(f"{what} '{shown}': '{blocker}' is a file, not a folder; "
-                             f"pick a path under a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SynthloopError(f"{what} '{shown}': cannot create the folder '{folder}' "
                              f"({exc.strerror}); pick a path you can write to") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise SynthloopError(f"{what} '{shown}': the folder '{folder}' is not writable; "
-                             f"pick a path you can write to")
 
 
 def output_file(path: str | Path, what: str) -> Path:
@@ -47,6 +44,7 @@ def output_file(path: str | Path, what: str) -> Path:
     if path.is_dir():
         raise SynthloopError(f"{what} '{path}' is a folder; give a file path, "
                              f"e.g. {path / 'NAME'}")
+    _refuse_unwritable(path.parent, what, path)
     _make_folder(path.parent, what, path)
     return path
 
@@ -58,14 +56,7 @@ def check_folder(path: str | Path, what: str) -> Path:
     if path.exists() and not path.is_dir():
         raise SynthloopError(f"{what} '{path}' is a file, not a folder; give a folder "
                              f"(it is created if missing)")
-    blocker = _first_file_above(path)
-    if blocker is not None:
-        raise SynthloopError(f"{what} '{path}': '{blocker}' is a file, not a folder; "
-                             f"pick a path under a folder")
-    existing = next((p for p in [path, *path.parents] if p.is_dir()), None)
-    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
-        raise SynthloopError(f"{what} '{path}': the folder '{existing}' is not writable; "
-                             f"pick a path you can write to")
+    _refuse_unwritable(path, what, path)
     return path
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -64,8 +64,11 @@ class DataSpec(_Section):
         return v
 
 
+ColumnType = Literal["float", "int", "category", "bool", "text"]
+
+
 class ColumnOverride(_Section):
-    type: Literal["float", "int", "category", "bool", "text"] | None = None
+    type: ColumnType | None = None
     min: float | None = None
     max: float | None = None
     categories: list[str] | None = None
@@ -653,7 +656,7 @@ def _format_validation_error(exc: ValidationError) -> str:
     if len(err["loc"]) == 2 and err["loc"][0] == "columns" and kind in ("model_type",
                                                                          "dict_type"):
         name, given = err["loc"][1], err.get("input")
-        kind = given if given in ("float", "int", "category", "bool", "text") else "float"
+        kind = given if given in get_args(ColumnType) else "float"
         return (f"'columns.{name}' takes keys ({', '.join(sorted(ColumnOverride.model_fields))}), "
                 f"not {given!r}: e.g. 'columns: {{{name}: {{type: {kind}}}}}' in the spec, "
                 f"or --set columns.{name}.type={kind}.")

@@ -92,28 +92,34 @@ class LeakageIndex:
         return d[:, 0]
 
 
+CHECKS = ("type", "range", "category", "null")
+
+
+def _column_violations(s: pd.Series, c) -> dict[str, np.ndarray]:
+    """Per check, the mask of the cells of column ``c`` (values ``s``) that fail it."""
+    null = s.isna().to_numpy()
+    out = {check: np.zeros(len(s), bool) for check in CHECKS}
+    if not c.nullable:
+        out["null"] = null
+    if c.type in ("float", "int"):
+        v = pd.to_numeric(s, errors="coerce")
+        out["type"] = v.isna().to_numpy() & ~null
+        if c.min is not None:
+            out["range"] |= (v < c.min).fillna(False).to_numpy()
+        if c.max is not None:
+            out["range"] |= (v > c.max).fillna(False).to_numpy()
+    elif c.type == "category" and c.categories:
+        out["category"] = ~s.astype(str).isin(c.categories).to_numpy() & ~null
+    return out
+
+
 def schema_violations(df: pd.DataFrame, schema: TableSchema) -> dict[str, np.ndarray]:
     """Per check, the mask of rows that fail it."""
-    n = len(df)
-    bad_type = np.zeros(n, bool)
-    bad_range = np.zeros(n, bool)
-    bad_cat = np.zeros(n, bool)
-    bad_null = np.zeros(n, bool)
+    out = {check: np.zeros(len(df), bool) for check in CHECKS}
     for c in schema.columns:
-        s = df[c.name]
-        null = s.isna().to_numpy()
-        if not c.nullable:
-            bad_null |= null
-        if c.type in ("float", "int"):
-            v = pd.to_numeric(s, errors="coerce")
-            bad_type |= v.isna().to_numpy() & ~null
-            if c.min is not None:
-                bad_range |= (v < c.min).fillna(False).to_numpy()
-            if c.max is not None:
-                bad_range |= (v > c.max).fillna(False).to_numpy()
-        elif c.type == "category" and c.categories:
-            bad_cat |= ~s.astype(str).isin(c.categories).to_numpy() & ~null
-    return {"type": bad_type, "range": bad_range, "category": bad_cat, "null": bad_null}
+        for check, mask in _column_violations(df[c.name], c).items():
+            out[check] |= mask
+    return out
 
 
 def schema_problem(row: pd.Series, schema: TableSchema) -> str | None:
@@ -123,23 +129,22 @@ def schema_problem(row: pd.Series, schema: TableSchema) -> str | None:
         if c.name not in row.index:
             continue
         v = row[c.name]
-        if v is None or (not isinstance(v, str) and pd.isna(v)):
-            if not c.nullable:
-                return f"'{c.name}' is empty, and the column has no missing values"
-            continue
-        if c.type in ("float", "int"):
-            num = pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0]
-            if pd.isna(num):
-                return f"'{c.name}' = {v!r} is not a number"
+        failed = {k for k, m in _column_violations(pd.Series([v], dtype=object), c).items()
+                  if m[0]}
+        if "null" in failed:
+            return f"'{c.name}' is empty, and the column has no missing values"
+        if "type" in failed:
+            return f"'{c.name}' = {v!r} is not a number"
+        if "range" in failed:
+            num = float(pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0])
             # repr-exact numbers: a value just past a large bound must not print as the bound
             low = "" if c.min is None else f"{c.min!r}"
             high = "" if c.max is None else f"{c.max!r}"
             allowed = f" (the column holds {low} to {high})" if low and high else ""
             if c.min is not None and num < c.min:
-                return f"'{c.name}' = {float(num)!r} is below its minimum {low}{allowed}"
-            if c.max is not None and num > c.max:
-                return f"'{c.name}' = {float(num)!r} is above its maximum {high}{allowed}"
-        elif c.type == "category" and c.categories and str(v) not in c.categories:
+                return f"'{c.name}' = {num!r} is below its minimum {low}{allowed}"
+            return f"'{c.name}' = {num!r} is above its maximum {high}{allowed}"
+        if "category" in failed:
             shown = ", ".join(c.categories[:8]) + (", ..." if len(c.categories) > 8 else "")
             return f"'{c.name}' = {str(v)!r} is not one of its categories ({shown})"
     return None
