@@ -4,6 +4,7 @@ Presentation only: the registry (``synthloop.tools.registry``), the conformance 
 
 from __future__ import annotations
 
+import itertools
 import shlex
 from pathlib import Path
 from typing import Any
@@ -41,15 +42,19 @@ def list_cmd(
                      "version": reg.packages.get(c.source, ""),
                      "spec_key": KINDS[c.kind].spec_key, "summary": c.summary} for c in rows])
         return
+    # a kind's spec key goes under its name, not in a column of its own: the table then fits
+    # 80 columns (it was 88 wide with four)
     t = Table(title="synthloop components", title_justify="left")
-    for col in ("kind", "name", "package", "selected by"):
+    for col in ("kind, selected by", "name", "package"):
         t.add_column(col, no_wrap=True)
-    last = None
-    for c in rows:
-        version = reg.packages.get(c.source, "")
-        t.add_row(c.kind if c.kind != last else "", c.name,
-                  escape(f"{c.source} {version}".strip()), KINDS[c.kind].spec_key)
-        last = c.kind
+    for kind, group in itertools.groupby(rows, key=lambda c: c.kind):
+        group = list(group)
+        key = f"[dim]{escape(KINDS[kind].spec_key)}[/dim]"
+        for i, c in enumerate(group):
+            label = {0: kind + (f"\n{key}" if len(group) == 1 else ""), 1: key}.get(i, "")
+            version = reg.packages.get(c.source, "")
+            t.add_row(label, c.name, escape(f"{c.source} {version}".strip()),
+                      end_section=i == len(group) - 1)
     wide = out if out.is_terminal else Console(highlight=False, width=160)  # piped: never crop
     wide.print(t)
     plugins = sorted(s for s in reg.packages if s != "synthloop")

@@ -236,6 +236,7 @@ class TestFork:
         (["budget.patience"], ["must look like key=value"]),
         # the fork's LLM is built when it runs: a bad one is refused before its folder exists
         (["llm=bogus"], ["Unknown LLM 'bogus'; use 'embedded'"]),
+        (["llm=bogus:x"], ["'bogus' is not a provider LangChain knows"]),
         (["llm=embedded:/nowhere/model.gguf"], ["no model file '/nowhere/model.gguf'"]),
         (["curation.label_critic={benign: Benign.}"], ["curation.label_critic needs one "
                                                        "sentence for each class",

@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage
 from synthloop import runner
 from synthloop.errors import LLMError
 from synthloop.llm import LLMClient, make_chat_model
-from synthloop.llm.client import chat
+from synthloop.llm.client import chat, check_llm_uri
 from tests.fakes import failing_then, loop_script, scripted
 from tests.support import make_spec, run
 
@@ -214,6 +214,11 @@ class TestMakeChatModel:
             make_chat_model("bogus:x")
 
         assert "model_provider" not in str(info.value)
+
+    def test_a_provider_is_checked_without_building_the_model(self):
+        check_llm_uri("anthropic:claude-x")  # known: its package is not even installed here
+        with pytest.raises(LLMError, match="'bogus' is not a provider LangChain knows"):
+            check_llm_uri("bogus:x")
 
     def test_embedded_is_built_without_loading(self):
         model = make_chat_model("embedded", seed=3)

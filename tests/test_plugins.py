@@ -190,11 +190,17 @@ class TestPluginsListCommand:
 
         assert result.exit_code == 0, result.output
         lines = result.output.splitlines()
-        row = next(line for line in lines if "ledger_rounding" in line)
-        assert "synthloop-ledger 0.1.0" in row and "generator.noise.kind" in row
-        assert any("│ noise " in line and "default" in line and "synthloop 0.1.0" in line
-                   for line in lines)
+        # each kind's first row names it, its second the spec key that selects it
+        noise = next(i for i, line in enumerate(lines) if line.startswith("│ noise "))
+        assert "default" in lines[noise] and "synthloop 0.1.0" in lines[noise]
+        assert "generator.noise.kind" in lines[noise + 1]
+        assert "ledger_rounding" in lines[noise + 1]
+        assert "synthloop-ledger 0.1.0" in lines[noise + 1]
+        # a kind with one component names both in its one row, on two lines
+        analyser = next(i for i, line in enumerate(lines) if line.startswith("│ error_analyser"))
+        assert "tree" in lines[analyser] and "analysis.kind" in lines[analyser + 1]
         assert "plugins: synthloop-ledger" in lines[-1]
+        assert max(len(line) for line in lines) <= 80
 
     @pytest.mark.usefixtures("ledger_plugin")
     def test_json_and_kind_filter(self):

@@ -62,6 +62,27 @@ def check_llm_uri(uri: str) -> None:
         raise LLMError(
             f"Unknown LLM {uri!r}; use 'embedded', 'openai:MODEL[@BASE_URL]' or 'provider:model'."
         )
+    known = _known_providers()
+    if known is not None and uri.split(":", 1)[0] not in known:
+        raise _unknown_provider(uri)
+
+
+def _known_providers() -> set[str] | None:
+    """The providers ``init_chat_model`` takes before a ':' (None when this LangChain does not
+    say: then only building the model can tell)."""
+    try:
+        from langchain.chat_models import base
+    except ImportError:  # pragma: no cover - langchain is a dependency
+        return None
+    known = getattr(base, "_BUILTIN_PROVIDERS", None) or getattr(base, "_SUPPORTED_PROVIDERS", None)
+    return set(known) if known else None
+
+
+def _unknown_provider(uri: str) -> LLMError:
+    return LLMError(
+        f"LLM {uri!r}: {uri.split(':', 1)[0]!r} is not a provider LangChain knows; write "
+        "'provider:model' with a provider such as openai, anthropic, ollama or google_genai "
+        "(its langchain-<provider> package installed)")
 
 
 def make_chat_model(uri: str, *, timeout: float = 120.0, seed: int = 0) -> BaseChatModel:
@@ -90,10 +111,7 @@ def make_chat_model(uri: str, *, timeout: float = 120.0, seed: int = 0) -> BaseC
             return init_chat_model(uri)
         except Exception as exc:
             if "model_provider" in str(exc):  # a provider LangChain does not know
-                raise LLMError(
-                    f"LLM {uri!r}: {uri.split(':', 1)[0]!r} is not a provider LangChain knows; "
-                    f"write 'provider:model' with a provider such as openai, anthropic, ollama "
-                    f"or google_genai (its langchain-<provider> package installed)") from None
+                raise _unknown_provider(uri) from None
             raise LLMError(f"init_chat_model could not build {uri!r}: {exc}".splitlines()[0]) from None
     raise AssertionError(f"check_llm_uri let {uri!r} through")  # pragma: no cover
 
