@@ -9,6 +9,7 @@ rewrite, and the fallback is recorded with its reason.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,9 @@ SYSTEM = (
 )
 
 
+MAX_CHARS = 600  # the grammar's cap on an instruction: a small model often runs into it
+
+
 class RewriteReply(BaseModel):
     instruction: str = Field(description="The new instruction for the generator.")
     focus: list[str] = Field(description="Ids of the regions to generate rows for.")
@@ -42,7 +46,7 @@ def reply_json_schema(regions: Sequence[Any]) -> dict:
     return {
         "type": "object",
         "properties": {
-            "instruction": {"type": "string", "minLength": 40, "maxLength": 600},
+            "instruction": {"type": "string", "minLength": 40, "maxLength": MAX_CHARS},
             "focus": {"type": "array", "items": {"type": "string", "enum": ids},
                       "minItems": 1, "maxItems": len(ids)},
         },
@@ -74,24 +78,75 @@ def region_anchors(region: Region) -> set[str]:
     return {region.label.lower()} | {c.column.lower() for c in region.conditions}
 
 
+_SENTENCE_END = re.compile(r"""[.!?]["')\]]*(?=\s|$)""")
+_ENDS_WELL = re.compile(r"""[.!?]["')\]]*$""")
+_DANGLING = re.compile(r"(?:[,;:(\-]|\b(?:and|or|the|a|an|of|to|with|where|that|than|in))$",
+                       re.IGNORECASE)
+_NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+_RANGE = re.compile(rf"(?P<col>`[^`]+`|\b[A-Za-z_][\w.]*)\s*(?P<op1><=|>=|<|>)\s*(?P<v1>{_NUMBER})"
+                    rf"\s+and\s+(?P=col)\s*(?P<op2><=|>=|<|>)\s*(?P<v2>{_NUMBER})")
+
+
+def cut_off(text: str) -> bool:
+    """Whether an instruction stops mid-sentence: it ends in a comma, an open bracket or a word
+    that cannot end a sentence, or it filled the grammar's cap without ending a sentence."""
+    text = text.rstrip()
+    if _ENDS_WELL.search(text):
+        return False
+    return bool(_DANGLING.search(text)) or len(text) >= MAX_CHARS - 1
+
+
+def complete_sentences(text: str) -> str:
+    """``text`` without a trailing sentence that was cut off (see ``cut_off``); '' when no
+    sentence of it is complete. An instruction that ends well is returned unchanged."""
+    text = text.strip()
+    if not cut_off(text):
+        return text
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    return text[:ends[-1]].strip() if ends else ""
+
+
+def empty_ranges(text: str) -> list[str]:
+    """The ranges an instruction names that no value can fall in, as written (``x > 5 and
+    x <= 5``): a small model copying rule bounds often swaps or repeats one."""
+    found = []
+    for m in _RANGE.finditer(text):
+        bounds = [(m["op1"], float(m["v1"])), (m["op2"], float(m["v2"]))]
+        lows = [(v, op) for op, v in bounds if op in (">", ">=")]
+        highs = [(v, op) for op, v in bounds if op in ("<", "<=")]
+        if len(lows) != 1 or len(highs) != 1:
+            continue
+        (lo, lo_op), (hi, hi_op) = lows[0], highs[0]
+        if lo > hi or (lo == hi and (lo_op == ">" or hi_op == "<")):
+            found.append(m.group(0))
+    return found
+
+
 def validate_reply(reply: RewriteReply, current: PromptVersion, regions: Sequence[Any],
                    anchors_of: Callable[[Any], set[str]] = region_anchors) -> str | None:
-    """None if the reply is usable, else the reason it is not."""
-    words = reply.instruction.split()
+    """None if the reply is usable, else the reason it is not. A last sentence that was cut
+    off is not judged (``rewrite_prompt`` drops it from the instruction it keeps)."""
+    text = complete_sentences(reply.instruction)
+    if not text:
+        return "instruction cut off mid-sentence, with no complete sentence before the cut"
+    words = text.split()
     if len(words) < 8:
         return f"instruction too short ({len(words)} words)"
-    if len(reply.instruction) > 2000:
-        return f"instruction too long ({len(reply.instruction)} characters)"
-    if reply.instruction.strip() == current.text.strip():
+    if len(text) > 2000:
+        return f"instruction too long ({len(text)} characters)"
+    if text == current.text.strip():
         return "instruction unchanged"
     ids = {r.id for r in regions}
     if not any(f in ids for f in reply.focus):
         return f"focus {reply.focus} names none of the regions {sorted(ids)}"
     focus = [r for r in regions if r.id in set(reply.focus)]
     anchors = set().union(*(anchors_of(r) for r in focus))
-    if not any(a in reply.instruction.lower() for a in anchors):
+    if not any(a in text.lower() for a in anchors):
         return ("instruction names neither the class nor a column of its focus regions "
                 f"({', '.join(sorted(anchors))})")
+    empty = empty_ranges(text)
+    if empty:
+        return f"instruction asks for a range no value is in: {'; '.join(empty)}"
     return None
 
 
@@ -162,7 +217,7 @@ def rewrite_prompt(
         focus = [r for r in regions]
         author = "fallback" if client is not None else "template"
     else:
-        text = reply.instruction.strip()
+        text = complete_sentences(reply.instruction)  # without a sentence cut off
         wanted = set(reply.focus)
         focus = [r for r in regions if r.id in wanted]
         author = "llm"

@@ -10,7 +10,14 @@ import yaml
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
 from synthloop.agents.prompts import INITIAL_INSTRUCTION, PromptVersion
-from synthloop.agents.rewriter import RewriteReply, rewrite_prompt
+from synthloop.agents.rewriter import (
+    MAX_CHARS,
+    RewriteReply,
+    complete_sentences,
+    cut_off,
+    empty_ranges,
+    rewrite_prompt,
+)
 from synthloop.errors import LLMOutputError
 from synthloop.llm import LLMClient, parse_reply
 from synthloop.llm.client import chat
@@ -61,6 +68,13 @@ class TestRewritePrompt:
          "instruction unchanged"),
         (json.dumps({"instruction": "Please write many more rows that look realistic and varied.",
                      "focus": ["r1"]}), "names neither the class nor a column"),
+        (json.dumps({"instruction": "Write rows of class malignant where mean_radius > 15, "
+                                    "error rate 0.45, recall of the class that",
+                     "focus": ["r1"]}), "cut off mid-sentence"),
+        (json.dumps({"instruction": "Write rows of class malignant where mean_radius > 15 and "
+                                    "mean_radius <= 15, with realistic values.",
+                     "focus": ["r1"]}),
+         "a range no value is in: mean_radius > 15 and mean_radius <= 15"),
     ])
     def test_bad_reply_falls_back_with_reason(self, reply, reason):
         new, event = rewrite_prompt(client_replying(reply), initial_prompt(), [region()], [],
@@ -73,6 +87,35 @@ class TestRewritePrompt:
         assert event["node"] == "rewrite"
         assert event["iteration"] == 3
         assert reason in event["reason"]
+
+    def test_a_last_sentence_cut_off_is_dropped(self):
+        # Setup: the grammar's cap stopped the model mid-sentence, after one whole sentence
+        whole = "Write rows of class malignant with mean_radius above 15 and varied values."
+        cut = whole + " Also write rows where mean_radius > 15 and the error rate is 0.45, and"
+        assert len(cut) < MAX_CHARS  # cut off by its dangling word, not by its length
+        reply = json.dumps({"instruction": cut, "focus": ["r1"]})
+
+        new, event = rewrite_prompt(client_replying(reply), initial_prompt(), [region()], [],
+                                    iteration=1, temperature=0.8, seed=1)
+
+        assert event is None and new.author == "llm"
+        assert new.text == whole
+
+    def test_a_reply_at_the_cap_without_an_ending_is_cut_off(self):
+        whole = "Write rows of class malignant with mean_radius above 15 and varied values."
+        cut = (whole + " Vary mean_radius" * 60)[:MAX_CHARS]
+
+        assert cut_off(cut) and complete_sentences(cut) == whole
+        assert not cut_off(whole) and not cut_off("Write rows where mean_radius > 15.5")
+        assert complete_sentences("Write rows where the age is 40 and") == ""
+
+    @pytest.mark.parametrize(("text", "empty"), [
+        ("x > 1 and x <= 1", True), ("x >= 1 and x <= 1", False), ("x < 3 and x > 5", True),
+        ("x > 3 and x < 5", False), ("`a b` > 40 and `a b` <= 30", True),
+        ("x > 5 and y <= 1", False), ("x > 1e3 and x < 10", True),
+    ])
+    def test_empty_ranges(self, text, empty):
+        assert bool(empty_ranges(text)) is empty
 
     def test_llm_error_falls_back(self):
         # Setup: a model with no reply left fails on its call
