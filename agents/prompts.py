@@ -30,6 +30,8 @@ class PromptVersion(BaseModel):
     # what the rewrite agent looked at: each tool call with its args, how it was called
     # (native or plan) and its result or error
     tool_calls: list[dict] = Field(default_factory=list)
+    # a fallback's reason: why the LLM's rewrite was refused (not part of the hash)
+    fallback_reason: str | None = None
 
     def with_hash(self) -> PromptVersion:
         payload = json.dumps(

@@ -129,6 +129,14 @@ def validate_reply(reply: RewriteReply, current: PromptVersion, regions: Sequenc
     text = complete_sentences(reply.instruction)
     if not text:
         return "instruction cut off mid-sentence, with no complete sentence before the cut"
+    reason = _judge(text, reply.focus, current, regions, anchors_of)
+    if reason and text != reply.instruction.strip():
+        reason += " (its last sentence, cut off mid-sentence, left out)"
+    return reason
+
+
+def _judge(text: str, focus_ids: list[str], current: PromptVersion, regions: Sequence[Any],
+           anchors_of: Callable[[Any], set[str]]) -> str | None:
     words = text.split()
     if len(words) < 8:
         return f"instruction too short ({len(words)} words)"
@@ -137,9 +145,9 @@ def validate_reply(reply: RewriteReply, current: PromptVersion, regions: Sequenc
     if text == current.text.strip():
         return "instruction unchanged"
     ids = {r.id for r in regions}
-    if not any(f in ids for f in reply.focus):
-        return f"focus {reply.focus} names none of the regions {sorted(ids)}"
-    focus = [r for r in regions if r.id in set(reply.focus)]
+    if not any(f in ids for f in focus_ids):
+        return f"focus {focus_ids} names none of the regions {sorted(ids)}"
+    focus = [r for r in regions if r.id in set(focus_ids)]
     anchors = set().union(*(anchors_of(r) for r in focus))
     if not any(a in text.lower() for a in anchors):
         return ("instruction names neither the class nor a column of its focus regions "
@@ -226,5 +234,6 @@ def rewrite_prompt(
         model=client.model_id if client is not None else "none", temperature=temperature,
         text=text, focus_regions=[json.loads(r.model_dump_json()) for r in focus],
         author=author, iteration=iteration, tool_calls=list(tool_calls or []),
+        fallback_reason=event["reason"] if event else None,
     ).with_hash()
     return version, event

@@ -44,6 +44,13 @@ def _heading(text: str) -> None:
     out.print(f"\n[bold]── {escape(text)} ──[/]")
 
 
+def _shorten(text: str, width: int = 200) -> str:
+    """One line of at most ``width`` characters (a fallback's reason may quote a whole reply:
+    ``--json`` has it whole)."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[:width - 1].rstrip() + "…"
+
+
 def _diff_lines(diff: str) -> None:
     for line in diff.splitlines():
         style = ("green" if line.startswith("+") and not line.startswith("+++") else
@@ -181,6 +188,8 @@ def show_cmd(
     for pd_ in d["prompt_diffs"]:
         _heading(f"prompt v{pd_['from_version']} → v{pd_['to_version']} (iteration "
                  f"{pd_['iteration']}, by {pd_['author']})")
+        if pd_.get("fallback_reason"):
+            out.print(f"the LLM's rewrite was refused: {escape(_shorten(pd_['fallback_reason']))}")
         if pd_["focus_before"] != pd_["focus_after"]:
             out.print(f"focus: {escape(str(pd_['focus_before']))} → {escape(str(pd_['focus_after']))}")
         _diff_lines(pd_["diff"])

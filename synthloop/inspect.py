@@ -185,9 +185,12 @@ def list_runs(runs_dir: str | Path) -> list[dict[str, Any]]:
 
 
 # -- runs show ------------------------------------------------------------------------------
-def prompt_diffs(versions: list[dict]) -> list[dict[str, Any]]:
+def prompt_diffs(versions: list[dict], fallbacks: dict[int, str] | None = None
+                 ) -> list[dict[str, Any]]:
     """The change from each prompt version to the next: a unified diff of the instruction and
-    the focus regions before and after."""
+    the focus regions before and after, and for a fallback why the LLM's rewrite was refused
+    (from the version, else from ``fallbacks``: iteration to reason, for runs written before
+    versions kept it)."""
     out = []
     for old, new in zip(versions, versions[1:]):
         a = (old.get("text") or "").splitlines() or [""]
@@ -201,6 +204,9 @@ def prompt_diffs(versions: list[dict]) -> list[dict[str, Any]]:
             "focus_before": [r.get("rule") for r in old.get("focus_regions", [])],
             "focus_after": [r.get("rule") for r in new.get("focus_regions", [])],
             "diff": "\n".join(diff) if diff else "(instruction unchanged)",
+            "fallback_reason": (new.get("fallback_reason")
+                                or (fallbacks or {}).get(new.get("iteration"))
+                                if new.get("author") == "fallback" else None),
         })
     return out
 
@@ -387,7 +393,10 @@ def show_run(run_id: str, runs_dir: str | Path = "runs", *, iteration: int | Non
     # with an iteration: the analysis that motivated it and the one after it
     wanted = sorted({max(iteration - 1, 0), iteration}) if iteration is not None else sorted(found)
     versions = prompt_versions(store)
-    diffs = prompt_diffs(versions)
+    summary = summary_of(store)
+    fallbacks = {e.get("iteration"): e.get("reason") for e in (summary or {}).get("events", [])
+                 if e.get("kind") == "fallback" and e.get("node") == "rewrite"}
+    diffs = prompt_diffs(versions, fallbacks)
     if iteration is not None:
         diffs = [d for d in diffs if d["iteration"] == iteration]
     sample_its = [iteration] if iteration is not None else done
@@ -395,7 +404,7 @@ def show_run(run_id: str, runs_dir: str | Path = "runs", *, iteration: int | Non
         "overview": run_overview(store),
         "run_dir": str(store.root),
         "spec": (store.root / SPEC_FILE).read_text(),
-        "summary": summary_of(store),
+        "summary": summary,
         "iterations": [r for r in records if iteration is None or r["iteration"] == iteration],
         "finished_iterations": done,
         "regions": {k: found[k].get("regions", []) for k in wanted if k in found},

@@ -8,6 +8,7 @@ import json
 import pytest
 import yaml
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from typer.testing import CliRunner
 
 from synthloop.agents.prompts import INITIAL_INSTRUCTION, PromptVersion
 from synthloop.agents.rewriter import (
@@ -18,6 +19,7 @@ from synthloop.agents.rewriter import (
     empty_ranges,
     rewrite_prompt,
 )
+from synthloop.cli import app
 from synthloop.errors import LLMOutputError
 from synthloop.llm import LLMClient, parse_reply
 from synthloop.llm.client import chat
@@ -100,6 +102,21 @@ class TestRewritePrompt:
 
         assert event is None and new.author == "llm"
         assert new.text == whole
+        assert new.fallback_reason is None
+
+    def test_a_reply_judged_without_its_cut_sentence_says_so(self):
+        cut = ("Please write many more rows that look realistic and varied. Then write rows of "
+               "class malignant where mean_radius > 15 and")
+        reply = json.dumps({"instruction": cut, "focus": ["r1"]})
+
+        new, event = rewrite_prompt(client_replying(reply), initial_prompt(), [region()], [],
+                                    iteration=2, temperature=0.8, seed=1)
+
+        assert new.author == "fallback"
+        assert event["reason"] == (
+            "instruction names neither the class nor a column of its focus regions "
+            "(malignant, mean_radius) (its last sentence, cut off mid-sentence, left out)")
+        assert new.fallback_reason == event["reason"]
 
     def test_a_reply_at_the_cap_without_an_ending_is_cut_off(self):
         whole = "Write rows of class malignant with mean_radius above 15 and varied values."
@@ -191,6 +208,13 @@ class TestFallbackInTheLoop:
         assert all(GARBAGE[:40] in e["reason"] for e in events)
         saved = yaml.safe_load((tmp_path / "fb/prompts/cancer-gen.v002.yaml").read_text())
         assert saved["author"] == "fallback"
+        assert saved["fallback_reason"] == events[0]["reason"]
+        # and runs show says why, in one line, under the prompt's diff heading
+        shown = CliRunner().invoke(app, ["runs", "show", "fb", "--runs-dir", str(tmp_path)])
+        lines = shown.output.splitlines()
+        head = lines.index(next(x for x in lines if "prompt v1 → v2" in x))
+        assert lines[head + 1].startswith("the LLM's rewrite was refused: The LLM reply is not JSON")
+        assert len(lines[head + 1]) <= 240
         # the loop went on: the fallback prompt was sent to the generator
         assert summary["iterations"][0]["rows_generated"] > 0
         assert model.calls_of("generate")[0]["system"] == saved["text"]

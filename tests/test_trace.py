@@ -16,7 +16,7 @@ from synthloop.checkpoints import history
 from synthloop.cli import app
 from synthloop.events import node_event, progress_event, rule_text
 from synthloop.graphs.loop import NODES
-from synthloop.inspect import lineage, row_fates, show_run
+from synthloop.inspect import lineage, prompt_diffs, row_fates, show_run
 from synthloop.store import RunStore
 from tests.test_cli import assert_one_error_line
 from tests.trace_support import TRACED
@@ -180,6 +180,17 @@ class TestRunsShow:
             [(1, 2), (2, 3), (3, 4)]
         assert set(d["rows"]) == {"1", "2", "3"}
         assert d["rows"]["3"]["reasons"] == {"range": 12}
+
+    def test_a_fallback_says_why_even_for_runs_written_before_versions_kept_it(self):
+        versions = [{"file": "v1", "version": 1, "text": "a", "author": "initial"},
+                    {"file": "v2", "version": 2, "text": "b", "author": "fallback", "iteration": 1,
+                     "fallback_reason": "not JSON"},
+                    {"file": "v3", "version": 3, "text": "c", "author": "fallback", "iteration": 2},
+                    {"file": "v4", "version": 4, "text": "d", "author": "llm", "iteration": 3}]
+
+        diffs = prompt_diffs(versions, {1: "ignored", 2: "from the summary", 3: "not a fallback"})
+
+        assert [x["fallback_reason"] for x in diffs] == ["not JSON", "from the summary", None]
 
     def test_prompt_diff_shows_the_new_instruction(self, store):
         d = show_run(TRACED, store.root.parent)
