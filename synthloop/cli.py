@@ -95,10 +95,12 @@ TEXT_COLUMNS = (("grounded", "grounded_share", ".2f"), ("copies", "near_copies_r
                 ("lab.acc", "label_accuracy", ".2f"))
 
 
-def iteration_table(summary: dict[str, Any]) -> Table:
+def iteration_table(summary: dict[str, Any], text_figures: bool = True) -> Table:
+    """The per-iteration table; a text loop's figures (grounded share, copies, Self-BLEU, ...)
+    in it unless ``text_figures`` is false."""
     t = Table(title=f"run {summary['run_id']} — metric {summary.get('metric')}")
     text = any("grounded_share" in r for r in summary["iterations"])
-    extra = TEXT_COLUMNS if text else ()
+    extra = TEXT_COLUMNS if text and text_figures else ()
     for col in ("iter", "prompt", "valid.", "gen", "rej", "acc", *(c[0] for c in extra),
                 "kept", "tokens", "sec"):
         t.add_column(col, justify="right", no_wrap=True)
@@ -112,10 +114,29 @@ def iteration_table(summary: dict[str, Any]) -> Table:
     return t
 
 
+def iteration_tables(summary: dict[str, Any], console: Any = None) -> list[Table]:
+    """``iteration_table`` when it fits ``console`` (default: the CLI's); else, for a text
+    loop, the table without its text figures and those figures in a second table by
+    iteration, so no cell is cut short at 80 columns."""
+    from synthloop.console import table_fits
+
+    whole = iteration_table(summary)
+    if table_fits(whole, console or out) or not any(
+            "grounded_share" in r for r in summary["iterations"]):
+        return [whole]
+    figures = Table(title="text figures")
+    for col in ("iter", *(c[0] for c in TEXT_COLUMNS)):
+        figures.add_column(col, justify="right", no_wrap=True)
+    for r in summary["iterations"]:
+        figures.add_row(str(r["iteration"]), *(_num(r.get(key), fmt) for _, key, fmt in TEXT_COLUMNS))
+    return [iteration_table(summary, text_figures=False), figures]
+
+
 def print_summary(summary: dict[str, Any]) -> None:
     from synthloop.inspect import decision_label, teacher_label, validation_noise
 
-    out.print(iteration_table(summary))
+    for table in iteration_tables(summary):
+        out.print(table)
     b, f, lift = summary["baseline"], summary["final"], summary["lift"]
     out.print(f"stop reason: {summary['stop_reason']}")
     out.print(f"{summary['metric']} {decision_label(summary)}: baseline "

@@ -129,7 +129,7 @@ def show_cmd(
     between consecutive prompt versions, sample kept and rejected rows with the reason for
     each rejection, and LLM tokens and seconds by node (of one iteration with --iteration).
     """
-    from synthloop.cli import iteration_table
+    from synthloop.cli import iteration_tables
     from synthloop.inspect import decision_label, show_run, validation_noise
 
     try:
@@ -159,8 +159,9 @@ def show_cmd(
         out.print(escape(d["spec"].rstrip()))
     _heading("iterations")
     if d["iterations"]:
-        out.print(iteration_table({"run_id": o["run_id"], "metric": o["metric"],
-                                   "iterations": d["iterations"]}))
+        for table in iteration_tables({"run_id": o["run_id"], "metric": o["metric"],
+                                       "iterations": d["iterations"]}):
+            out.print(table)
         for r in d["iterations"]:
             out.print(f"iter {r['iteration']}: {'kept' if r['accepted'] else 'refused'} — "
                       f"{escape(str(r['reason']))}")

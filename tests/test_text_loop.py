@@ -170,6 +170,24 @@ class TestEndToEnd:
         first = summary["iterations"][0]
         assert f"{first['self_bleu']:.2f}" in text and f"{first['mean_cosine']:.2f}" in text
 
+    def test_at_80_columns_the_text_figures_get_a_table_of_their_own(self, loop_run):
+        from rich.console import Console
+
+        from synthloop.cli import iteration_tables
+
+        summary, _, _ = loop_run
+        console = Console(record=True, width=80)
+        tables = iteration_tables(summary, console)
+        for table in tables:
+            console.print(table)
+        text = console.export_text()
+
+        assert len(tables) == 2 and "…" not in text
+        assert max(len(line) for line in text.splitlines()) <= 80
+        for head in ("prompt", "valid.", "tokens", "grounded", "copies", "sBLEU", "lab.acc"):
+            assert head in text
+        assert len(iteration_tables(summary, Console(width=200))) == 1
+
     def test_report_has_the_text_section(self, loop_run):
         summary, root, _ = loop_run
         rep = json.loads((root / "report.json").read_text())
