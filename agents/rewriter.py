@@ -78,37 +78,49 @@ def region_anchors(region: Region) -> set[str]:
     return {region.label.lower()} | {c.column.lower() for c in region.conditions}
 
 
-_SENTENCE_END = re.compile(r"""[.!?]["')\]]*(?=\s|$)""")
+# a sentence ends at . ! or ? (and any closing quotes or brackets) before the end of the text
+# or before a space and a word that starts one (a capital, a digit or a quote); not after an
+# abbreviation or a list number ("e.g. radius", "Dr. Smith", "2. vary")
+_SENTENCE_END = re.compile(
+    r"""(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\bDr)(?<!\bapprox)(?<!\betc)(?<![\s(]\d)"""
+    r"""[.!?]["')\]]*(?=\s+["'(\[]?[A-Z0-9]|\s*$)""")
 _ENDS_WELL = re.compile(r"""[.!?]["')\]]*$""")
-_DANGLING = re.compile(r"(?:[,;:(\-]|\b(?:and|or|the|a|an|of|to|with|where|that|than|in))$",
-                       re.IGNORECASE)
+# what no finished sentence ends on (case-sensitive: "grade A" or "log In" may end one)
+_DANGLING = re.compile(r"(?:[,;:(\-]|\b(?:and|or|the|a|an|of|to|with|where|that|than))$")
 _NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
-_RANGE = re.compile(rf"(?P<col>`[^`]+`|\b[A-Za-z_][\w.]*)\s*(?P<op1><=|>=|<|>)\s*(?P<v1>{_NUMBER})"
-                    rf"\s+and\s+(?P=col)\s*(?P<op2><=|>=|<|>)\s*(?P<v2>{_NUMBER})")
+# "x > a and x <= b" for one column; the number must end there ("< 1,000,000" or "< 35k" is
+# not "< 1" or "< 35"), and a column is not the tail of a dotted name ("worst.radius")
+_RANGE = re.compile(
+    rf"(?P<col>`[^`]+`|(?<![\w.])[A-Za-z_][\w.]*)\s*(?P<op1><=|>=|<|>)\s*(?P<v1>{_NUMBER})"
+    rf"\s+and\s+(?P=col)\s*(?P<op2><=|>=|<|>)\s*(?P<v2>{_NUMBER})(?![\w%]|[.,]\d)")
 
 
 def cut_off(text: str) -> bool:
     """Whether an instruction stops mid-sentence: it ends in a comma, an open bracket or a word
-    that cannot end a sentence, or it filled the grammar's cap without ending a sentence."""
-    text = text.rstrip()
-    if _ENDS_WELL.search(text):
+    no sentence ends on, or it fills the grammar's cap (``MAX_CHARS``, counted as the model
+    wrote it) without ending a sentence. A longer reply (a model without the grammar) that
+    ends without a full stop is not taken for cut off."""
+    stripped = text.rstrip()
+    if _ENDS_WELL.search(stripped):
         return False
-    return bool(_DANGLING.search(text)) or len(text) >= MAX_CHARS - 1
+    return bool(_DANGLING.search(stripped)) or MAX_CHARS - 1 <= len(text) <= MAX_CHARS
 
 
 def complete_sentences(text: str) -> str:
     """``text`` without a trailing sentence that was cut off (see ``cut_off``); '' when no
-    sentence of it is complete. An instruction that ends well is returned unchanged."""
-    text = text.strip()
+    sentence of it is complete. An instruction that ends well is returned stripped."""
     if not cut_off(text):
-        return text
+        return text.strip()
+    text = text.strip()
     ends = [m.end() for m in _SENTENCE_END.finditer(text)]
     return text[:ends[-1]].strip() if ends else ""
 
 
 def empty_ranges(text: str) -> list[str]:
     """The ranges an instruction names that no value can fall in, as written (``x > 5 and
-    x <= 5``): a small model copying rule bounds often swaps or repeats one."""
+    x <= 5``): a small model copying rule bounds often swaps or repeats one. "x < 10 and
+    x > 20" is one too: a generator reads "and" as both, so a reply meaning both tails is
+    refused as well, on purpose."""
     found = []
     for m in _RANGE.finditer(text):
         bounds = [(m["op1"], float(m["v1"])), (m["op2"], float(m["v2"]))]
@@ -131,7 +143,7 @@ def validate_reply(reply: RewriteReply, current: PromptVersion, regions: Sequenc
         return "instruction cut off mid-sentence, with no complete sentence before the cut"
     reason = _judge(text, reply.focus, current, regions, anchors_of)
     if reason and text != reply.instruction.strip():
-        reason += " (its last sentence, cut off mid-sentence, left out)"
+        reason += " (judged without its cut-off last sentence)"
     return reason
 
 
@@ -205,6 +217,7 @@ def rewrite_prompt(
     the agent's tools returned) go into the request and the version."""
     event = None
     reply = None
+    reason: str | None = None
     if client is not None:
         try:
             reply = client.structured(
@@ -234,6 +247,6 @@ def rewrite_prompt(
         model=client.model_id if client is not None else "none", temperature=temperature,
         text=text, focus_regions=[json.loads(r.model_dump_json()) for r in focus],
         author=author, iteration=iteration, tool_calls=list(tool_calls or []),
-        fallback_reason=event["reason"] if event else None,
+        fallback_reason=reason if event else None,  # whole: the event's is cut at 500
     ).with_hash()
     return version, event

@@ -45,8 +45,8 @@ def _heading(text: str) -> None:
 
 
 def _shorten(text: str, width: int = 200) -> str:
-    """One line of at most ``width`` characters (a fallback's reason may quote a whole reply:
-    ``--json`` has it whole)."""
+    """One line of at most ``width`` characters (a fallback's reason may quote a reply at
+    length: ``--json`` has it as the prompt version keeps it)."""
     text = " ".join(str(text).split())
     return text if len(text) <= width else text[:width - 1].rstrip() + "…"
 
@@ -190,7 +190,7 @@ def show_cmd(
         _heading(f"prompt v{pd_['from_version']} → v{pd_['to_version']} (iteration "
                  f"{pd_['iteration']}, by {pd_['author']})")
         if pd_.get("fallback_reason"):
-            out.print(f"the LLM's rewrite was refused: {escape(_shorten(pd_['fallback_reason']))}")
+            out.print(f"the LLM's rewrite was not used: {escape(_shorten(pd_['fallback_reason']))}")
         if pd_["focus_before"] != pd_["focus_after"]:
             out.print(f"focus: {escape(str(pd_['focus_before']))} → {escape(str(pd_['focus_after']))}")
         _diff_lines(pd_["diff"])

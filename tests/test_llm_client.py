@@ -217,6 +217,9 @@ class TestMakeChatModel:
 
     def test_a_provider_is_checked_without_building_the_model(self):
         check_llm_uri("anthropic:claude-x")  # known: its package is not even installed here
+        # no known provider before ':', but LangChain infers one from the name
+        check_llm_uri("anthropic.claude-3-5-sonnet-20240620-v1:0")  # bedrock
+        check_llm_uri("deepseek-r1:7b")
         with pytest.raises(LLMError, match="'bogus' is not a provider LangChain knows"):
             check_llm_uri("bogus:x")
 

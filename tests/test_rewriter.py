@@ -115,7 +115,7 @@ class TestRewritePrompt:
         assert new.author == "fallback"
         assert event["reason"] == (
             "instruction names neither the class nor a column of its focus regions "
-            "(malignant, mean_radius) (its last sentence, cut off mid-sentence, left out)")
+            "(malignant, mean_radius) (judged without its cut-off last sentence)")
         assert new.fallback_reason == event["reason"]
 
     def test_a_reply_at_the_cap_without_an_ending_is_cut_off(self):
@@ -123,13 +123,40 @@ class TestRewritePrompt:
         cut = (whole + " Vary mean_radius" * 60)[:MAX_CHARS]
 
         assert cut_off(cut) and complete_sentences(cut) == whole
+        assert cut_off("  " + cut[:-2])  # the cap counts what the model wrote, spaces too
         assert not cut_off(whole) and not cut_off("Write rows where mean_radius > 15.5")
         assert complete_sentences("Write rows where the age is 40 and") == ""
+        # a model without the grammar may write more, ending without a full stop
+        assert not cut_off(whole + " Vary mean_radius" * 60)
+
+    @pytest.mark.parametrize(("text", "kept"), [
+        # abbreviations and list numbers do not end a sentence
+        ("Write rows of class malignant, e.g. with mean_radius 17, and vary it and", ""),
+        ("Write rows as Dr. Smith says and", ""),
+        ("Steps: 1. write rows of class malignant. 2. vary mean_radius and",
+         "Steps: 1. write rows of class malignant."),
+        ("Write rows where mean_radius > 15. Vary the rest and",
+         "Write rows where mean_radius > 15."),
+        # endings that are not cut off
+        ("Write rows of class malignant of grade A", "Write rows of class malignant of grade A"),
+        ("Write texts about failing to log in", "Write texts about failing to log in"),
+        ("Write rows of class malignant (see e.g.)", "Write rows of class malignant (see e.g.)"),
+    ])
+    def test_what_is_kept_of_an_instruction(self, text, kept):
+        assert complete_sentences(text) == kept
 
     @pytest.mark.parametrize(("text", "empty"), [
         ("x > 1 and x <= 1", True), ("x >= 1 and x <= 1", False), ("x < 3 and x > 5", True),
         ("x > 3 and x < 5", False), ("`a b` > 40 and `a b` <= 30", True),
         ("x > 5 and y <= 1", False), ("x > 1e3 and x < 10", True),
+        ("x > -5 and x < -10", True), ("x >= 3 and x < 3", True), ("x >= 3 and x <= 3", False),
+        ("x > 1 and x < 0.5.", True),
+        # the number goes on past what a short match would read
+        ("annual_inc > 50000 and annual_inc < 1,000,000", False),
+        ("loan_amnt > 20000 and loan_amnt < 35k", False), ("x > 1 and x < 0,9", False),
+        ("rate > 10 and rate < 5%", False),
+        # two columns, one the tail of the other's dotted name
+        ("worst.radius > 15 and radius < 10", False),
     ])
     def test_empty_ranges(self, text, empty):
         assert bool(empty_ranges(text)) is empty
@@ -213,8 +240,17 @@ class TestFallbackInTheLoop:
         shown = CliRunner().invoke(app, ["runs", "show", "fb", "--runs-dir", str(tmp_path)])
         lines = shown.output.splitlines()
         head = lines.index(next(x for x in lines if "prompt v1 → v2" in x))
-        assert lines[head + 1].startswith("the LLM's rewrite was refused: The LLM reply is not JSON")
+        assert lines[head + 1].startswith("the LLM's rewrite was not used: The LLM reply is not JSON")
         assert len(lines[head + 1]) <= 240
+        # a run written before versions kept the reason: it comes from summary.json's events
+        for path in (tmp_path / "fb/prompts").glob("*.yaml"):
+            kept = yaml.safe_load(path.read_text())
+            kept.pop("fallback_reason", None)
+            path.write_text(yaml.safe_dump(kept))
+        older = CliRunner().invoke(app, ["runs", "show", "fb", "--runs-dir", str(tmp_path),
+                                         "--json"])
+        diffs = json.loads(older.stdout)["prompt_diffs"]
+        assert [d["fallback_reason"] for d in diffs] == [e["reason"] for e in events]
         # the loop went on: the fallback prompt was sent to the generator
         assert summary["iterations"][0]["rows_generated"] > 0
         assert model.calls_of("generate")[0]["system"] == saved["text"]

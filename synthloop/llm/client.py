@@ -17,6 +17,7 @@ import os
 import re
 import tempfile
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -62,20 +63,31 @@ def check_llm_uri(uri: str) -> None:
         raise LLMError(
             f"Unknown LLM {uri!r}; use 'embedded', 'openai:MODEL[@BASE_URL]' or 'provider:model'."
         )
-    known = _known_providers()
-    if known is not None and uri.split(":", 1)[0] not in known:
+    if not _langchain_resolves(uri):
         raise _unknown_provider(uri)
 
 
-def _known_providers() -> set[str] | None:
-    """The providers ``init_chat_model`` takes before a ':' (None when this LangChain does not
-    say: then only building the model can tell)."""
+def _langchain_resolves(uri: str) -> bool:
+    """Whether ``init_chat_model`` finds a provider for ``uri``, without building anything:
+    the part before ':' when it is a provider it knows, else one inferred from the name (a
+    Bedrock id such as 'anthropic.claude-...-v1:0'). True when this LangChain cannot say
+    (the check is on private names): then building the model tells."""
     try:
         from langchain.chat_models import base
     except ImportError:  # pragma: no cover - langchain is a dependency
-        return None
-    known = getattr(base, "_BUILTIN_PROVIDERS", None) or getattr(base, "_SUPPORTED_PROVIDERS", None)
-    return set(known) if known else None
+        return True
+    parse = getattr(base, "_parse_model", None)
+    if parse is None:  # pragma: no cover - another LangChain version
+        return True
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parse(uri, None)
+    except ValueError:
+        return False
+    except Exception:  # pragma: no cover - a change in the private function
+        return True
+    return True
 
 
 def _unknown_provider(uri: str) -> LLMError:
