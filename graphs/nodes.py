@@ -335,11 +335,13 @@ def rewrite_targets(state: LoopState, ctx: LoopContext, targets: list, task: Rew
     # template's version: its focus regions, no LLM call and no tool calls
     reads = task is not TABULAR or getattr(
         ctx.registry.get("generator", ctx.spec.generator.kind), "uses_prompt", True)
+    # agent.rewrite: template, or the open loop: the template's version, no LLM call
+    agent = reads and ctx.spec.analysis.feedback and ctx.spec.agent.rewrite == "llm"
     # the agent's tools look at table regions; the text loop's clusters have none to call
-    tool_calls, tool_events = (agent_tool_calls(ctx, targets, k) if task is TABULAR and reads
+    tool_calls, tool_events = (agent_tool_calls(ctx, targets, k) if task is TABULAR and agent
                                else ([], []))
     new, event = rewrite_prompt(
-        ctx.client if ctx.spec.analysis.feedback and reads else None, current, targets,
+        ctx.client if agent else None, current, targets,
         state.get("iterations", []), iteration=k,
         temperature=ctx.spec.generator.temperature,
         seed=ctx.spec.seed * 1000 + k, task=task, tool_calls=tool_calls,

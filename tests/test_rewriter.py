@@ -267,3 +267,19 @@ class TestFallbackInTheLoop:
         saved = yaml.safe_load((tmp_path / "ok/prompts/cancer-gen.v003.yaml").read_text())
         assert saved["author"] == "llm" and saved["parent"] == 2
         assert model.calls_of("generate")[-1]["system"] == saved["text"]
+
+    def test_the_template_alone_makes_no_rewrite_call(self, spec_dict, tmp_path):
+        # Setup: agent.rewrite: template, with tools the agent would otherwise call
+        spec = make_spec(spec_dict, budget={"max_iterations": 2},
+                         agent={"rewrite": "template", "tools": ["column_stats"]})
+        model = scripted()
+
+        summary = run(spec, tmp_path, model, run_id="tpl")
+
+        assert [r["prompt_author"] for r in summary["iterations"]] == ["template", "template"]
+        assert summary["fallbacks"] == 0
+        assert model.calls_of("rewrite") == [] and model.calls_of("generate")
+        saved = yaml.safe_load((tmp_path / "tpl/prompts/cancer-gen.v002.yaml").read_text())
+        assert "class 'malignant' where" in saved["text"] and saved["tool_calls"] == []
+        assert model.calls_of("generate")[0]["system"] == saved["text"]
+        assert summary["usage_by_node"].get("rewrite", {}).get("calls", 0) == 0
