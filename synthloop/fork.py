@@ -39,7 +39,7 @@ from synthloop.spec import LoopSpec, TextSpec, dump_spec, load_spec
 from synthloop.store import CHECKPOINT_FILE, FORK_FILE, SPEC_FILE, RunStore, new_run_id
 
 # what a fork may override: it acts on iterations after the fork point only
-FORKABLE_SECTIONS = ("budget", "generator", "analysis", "curation", "blend")
+FORKABLE_SECTIONS = ("budget", "generator", "analysis", "curation", "blend", "agent")
 FORKABLE_KEYS = ("llm", "metric.target")
 # the text loop's gates and prompts act on later batches; text.features (the model's input) not
 FORKABLE_KEYS += tuple(f"text.{k}" for k in TextSpec.model_fields if k != "features")

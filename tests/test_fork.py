@@ -165,6 +165,17 @@ class TestFork:
         v3 = (home / "cooler" / "prompts" / "cancer-gen.v003.yaml").read_text()
         assert "temperature: 0.8" in v3  # inherited, as the parent made it
 
+    def test_a_fork_may_write_its_prompts_with_the_template(self, home, no_report):
+        model = traced_model()
+        summary = fork_run(TRACED, home, from_iteration=1, new_run_id_="tpl",
+                           overrides={"agent.rewrite": "template"}, chat_model=model,
+                           cache_dir=None)
+
+        authors = [r["prompt_author"] for r in summary["iterations"]]
+        assert authors[0] != "template"  # inherited, as the parent made it
+        assert len(authors) > 1 and set(authors[1:]) == {"template"}
+        assert model.calls_of("rewrite") == []
+
     def test_only_files_up_to_the_fork_point_are_copied(self, home):
         store, _ = create_fork(TRACED, home, from_iteration=1, new_run_id_="at1")
 
