@@ -6,6 +6,8 @@ iteration, so re-running a node after a crash overwrites its own output and neve
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -340,6 +342,8 @@ def rewrite_targets(state: LoopState, ctx: LoopContext, targets: list, task: Rew
     # the agent's tools look at table regions; the text loop's clusters have none to call
     tool_calls, tool_events = (agent_tool_calls(ctx, targets, k) if task is TABULAR and agent
                                else ([], []))
+    if ctx.spec.agent.rewrite == "initial":  # the instruction stays; the focus follows
+        task = dataclasses.replace(task, fallback=lambda _targets, _history: current.text)
     new, event = rewrite_prompt(
         ctx.client if agent else None, current, targets,
         state.get("iterations", []), iteration=k,

@@ -392,13 +392,14 @@ class ReviewSpec(_Section):
 
 
 class AgentSpec(_Section):
-    rewrite: Literal["llm", "template"] = Field(
+    rewrite: Literal["llm", "template", "initial"] = Field(
         "llm",
         description="Who writes each new prompt version. 'llm': the rewrite agent (a reply "
         "that fails validation falls back to the template); 'template': the deterministic "
         "rewrite alone, no LLM call (the regions and the last refusal, as a fallback writes "
-        "them). The embedded 135M model's rewrites mostly fall back: 'template' saves their "
-        "tokens.",
+        "them); 'initial': no rewrite, the first instruction throughout (each generation call "
+        "still names its class and region, and its exemplars come from the region). The "
+        "embedded 135M model's rewrites mostly fall back: 'template' saves their tokens.",
     )
     tools: list[str] | Literal["all"] = Field(
         default_factory=list,

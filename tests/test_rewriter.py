@@ -283,3 +283,17 @@ class TestFallbackInTheLoop:
         assert "class 'malignant' where" in saved["text"] and saved["tool_calls"] == []
         assert model.calls_of("generate")[0]["system"] == saved["text"]
         assert summary["usage_by_node"].get("rewrite", {}).get("calls", 0) == 0
+
+    def test_initial_keeps_the_first_instruction_and_follows_the_regions(self, spec_dict, tmp_path):
+        spec = make_spec(spec_dict, budget={"max_iterations": 2}, agent={"rewrite": "initial"})
+        model = scripted()
+
+        summary = run(spec, tmp_path, model, run_id="ini")
+
+        assert [r["prompt_author"] for r in summary["iterations"]] == ["template", "template"]
+        assert model.calls_of("rewrite") == []
+        saved = yaml.safe_load((tmp_path / "ini/prompts/cancer-gen.v003.yaml").read_text())
+        assert saved["text"] == INITIAL_INSTRUCTION and saved["focus_regions"]
+        # each generation call still names its class and region
+        user = model.calls_of("generate")[0]["user"]
+        assert "Class of every row: diagnosis = " in user
