@@ -7,7 +7,6 @@ iteration, so re-running a node after a crash overwrites its own output and neve
 from __future__ import annotations
 
 import dataclasses
-
 import logging
 from collections.abc import Callable
 from typing import Any
