@@ -341,14 +341,18 @@ def rewrite_targets(state: LoopState, ctx: LoopContext, targets: list, task: Rew
     # the agent's tools look at table regions; the text loop's clusters have none to call
     tool_calls, tool_events = (agent_tool_calls(ctx, targets, k) if task is TABULAR and agent
                                else ([], []))
-    if ctx.spec.agent.rewrite == "initial":  # the instruction stays; the focus follows
-        task = dataclasses.replace(task, fallback=lambda _targets, _history: current.text)
+    keep_first = ctx.spec.agent.rewrite == "initial"
+    if keep_first:  # the run's first instruction (a fork's parent's too); the focus follows
+        first = first_instruction(ctx, current)
+        task = dataclasses.replace(task, fallback=lambda _targets, _history: first)
     new, event = rewrite_prompt(
         ctx.client if agent else None, current, targets,
         state.get("iterations", []), iteration=k,
         temperature=ctx.spec.generator.temperature,
         seed=ctx.spec.seed * 1000 + k, task=task, tool_calls=tool_calls,
     )
+    if keep_first:
+        new = new.model_copy(update={"author": "initial"})  # not hashed
     ctx.store.write_yaml(new.filename, new.model_dump())
     usage = ctx.client.take_usage("rewrite") if ctx.client else {}
     return {
@@ -359,6 +363,13 @@ def rewrite_targets(state: LoopState, ctx: LoopContext, targets: list, task: Rew
         "tokens_used": state.get("tokens_used", 0) + usage.get("tokens", 0),
         "batch": {},
     }
+
+
+def first_instruction(ctx: LoopContext, current: PromptVersion) -> str:
+    """The text of the run's first prompt version (a fork copies its parent's), else the
+    current one's."""
+    first = f"prompts/{current.id}.v001.yaml"
+    return ctx.store.read_yaml(first)["text"] if ctx.store.exists(first) else current.text
 
 
 def generate(state: LoopState, ctx: LoopContext) -> dict:

@@ -397,9 +397,10 @@ class AgentSpec(_Section):
         description="Who writes each new prompt version. 'llm': the rewrite agent (a reply "
         "that fails validation falls back to the template); 'template': the deterministic "
         "rewrite alone, no LLM call (the regions and the last refusal, as a fallback writes "
-        "them); 'initial': no rewrite, the first instruction throughout (each generation call "
-        "still names its class and region, and its exemplars come from the region). The "
-        "embedded 135M model's rewrites mostly fall back: 'template' saves their tokens.",
+        "them); 'initial': no rewrite, the run's first instruction throughout, author "
+        "'initial' (each generation call still names its class and region, and its exemplars "
+        "come from the region). The agent's tools are called for 'llm' only. The embedded "
+        "135M model's rewrites mostly fall back: 'template' saves their tokens.",
     )
     tools: list[str] | Literal["all"] = Field(
         default_factory=list,

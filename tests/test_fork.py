@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
+from synthloop.agents.prompts import INITIAL_INSTRUCTION
 from synthloop.checkpoints import history
 from synthloop.cli import Progress, app
 from synthloop.errors import RunStoreError, SpecError
@@ -172,8 +174,21 @@ class TestFork:
                            cache_dir=None)
 
         authors = [r["prompt_author"] for r in summary["iterations"]]
-        assert authors[0] != "template"  # inherited, as the parent made it
+        assert authors[0] == "llm"  # inherited, as the parent made it
         assert len(authors) > 1 and set(authors[1:]) == {"template"}
+        v3 = yaml.safe_load((home / "tpl" / "prompts" / "cancer-gen.v003.yaml").read_text())
+        assert v3["text"].startswith(INITIAL_INSTRUCTION) and "Write rows of class" in v3["text"]
+
+    def test_a_fork_with_initial_goes_back_to_the_first_instruction(self, home, no_report):
+        model = traced_model()
+        summary = fork_run(TRACED, home, from_iteration=1, new_run_id_="ini",
+                           overrides={"agent.rewrite": "initial"}, chat_model=model,
+                           cache_dir=None)
+
+        parent_v2 = yaml.safe_load((home / TRACED / "prompts" / "cancer-gen.v002.yaml").read_text())
+        assert parent_v2["text"] != INITIAL_INSTRUCTION  # the parent's LLM rewrite
+        assert set(r["prompt_author"] for r in summary["iterations"][1:]) == {"initial"}
+        assert {c["system"] for c in model.calls_of("generate")} == {INITIAL_INSTRUCTION}
         assert model.calls_of("rewrite") == []
 
     def test_only_files_up_to_the_fork_point_are_copied(self, home):

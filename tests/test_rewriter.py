@@ -285,15 +285,20 @@ class TestFallbackInTheLoop:
         assert summary["usage_by_node"].get("rewrite", {}).get("calls", 0) == 0
 
     def test_initial_keeps_the_first_instruction_and_follows_the_regions(self, spec_dict, tmp_path):
-        spec = make_spec(spec_dict, budget={"max_iterations": 2}, agent={"rewrite": "initial"})
+        spec = make_spec(spec_dict, budget={"max_iterations": 2},
+                         agent={"rewrite": "initial", "tools": ["column_stats"]})
         model = scripted()
 
         summary = run(spec, tmp_path, model, run_id="ini")
 
-        assert [r["prompt_author"] for r in summary["iterations"]] == ["template", "template"]
-        assert model.calls_of("rewrite") == []
-        saved = yaml.safe_load((tmp_path / "ini/prompts/cancer-gen.v003.yaml").read_text())
-        assert saved["text"] == INITIAL_INSTRUCTION and saved["focus_regions"]
-        # each generation call still names its class and region
-        user = model.calls_of("generate")[0]["user"]
-        assert "Class of every row: diagnosis = " in user
+        assert [r["prompt_author"] for r in summary["iterations"]] == ["initial", "initial"]
+        assert model.calls_of("rewrite") == [] and summary["fallbacks"] == 0
+        # every generation call of both iterations had the first instruction as its system
+        assert {c["system"] for c in model.calls_of("generate")} == {INITIAL_INSTRUCTION}
+        for k in (1, 2):
+            saved = yaml.safe_load(
+                (tmp_path / f"ini/prompts/cancer-gen.v{k + 1:03d}.yaml").read_text())
+            regions = yaml.safe_load((tmp_path / f"ini/analysis/iter_{k - 1:03d}.json").read_text())
+            assert saved["text"] == INITIAL_INSTRUCTION and saved["tool_calls"] == []
+            assert [r["rule"] for r in saved["focus_regions"]] == \
+                [r["rule"] for r in regions["regions"]]
