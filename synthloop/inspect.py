@@ -188,7 +188,7 @@ def list_runs(runs_dir: str | Path) -> list[dict[str, Any]]:
 def prompt_diffs(versions: list[dict], fallbacks: dict[int, str] | None = None
                  ) -> list[dict[str, Any]]:
     """The change from each prompt version to the next: a unified diff of the instruction and
-    the focus regions before and after, and for a fallback why the LLM's rewrite was refused
+    the focus regions before and after, and for a fallback why the LLM's rewrite was not used
     (from the version, else from ``fallbacks``: iteration to reason, for runs written before
     versions kept it)."""
     out = []
