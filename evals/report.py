@@ -46,7 +46,7 @@ from synthloop.events import rule_text
 from synthloop.inspect import decision_label, teacher_label
 from synthloop.paths import output_file, output_folder
 from synthloop.spec import load_spec
-from synthloop.store import SPEC_FILE, SUMMARY_FILE, RunStore, locate_run, resume_command
+from synthloop.store import SPEC_FILE, SUMMARY_FILE, RunStore, resume_command
 from synthloop.tools.constraints import evaluate_region, parse_rule
 from synthloop.tools.error_analysis import Region, analysis_threshold
 from synthloop.tools.registry import default_registry
@@ -72,12 +72,6 @@ FIRST_ANALYSIS = "analysis/iter_000.json"
 
 
 # -- finding a run ------------------------------------------------------------------------
-def find_run(run_id: str, runs_dir: str | Path = "runs") -> Path:
-    """The folder of run ``run_id`` under ``runs_dir`` (or ``run_id`` itself if it is a run's
-    folder), else a ``RunStoreError`` that says where it looked and how to list the runs."""
-    return locate_run(run_id, runs_dir)
-
-
 # -- numbers ------------------------------------------------------------------------------
 def build_report(run_dir: str | Path, *, holdout: pd.DataFrame | None = None) -> dict[str, Any]:
     """Every number of the report of the finished run in ``run_dir`` (JSON-safe).

@@ -95,12 +95,16 @@ TEXT_COLUMNS = (("grounded", "grounded_share", ".2f"), ("copies", "near_copies_r
                 ("lab.acc", "label_accuracy", ".2f"))
 
 
+def _is_text(summary: dict[str, Any]) -> bool:
+    """Whether the summary is a text loop's (its iterations carry the text figures)."""
+    return any("grounded_share" in r for r in summary["iterations"])
+
+
 def iteration_table(summary: dict[str, Any], text_figures: bool = True) -> Table:
     """The per-iteration table; a text loop's figures (grounded share, copies, Self-BLEU, ...)
     in it unless ``text_figures`` is false."""
     t = Table(title=f"run {summary['run_id']} — metric {summary.get('metric')}")
-    text = any("grounded_share" in r for r in summary["iterations"])
-    extra = TEXT_COLUMNS if text and text_figures else ()
+    extra = TEXT_COLUMNS if text_figures and _is_text(summary) else ()
     for col in ("iter", "prompt", "valid.", "gen", "rej", "acc", *(c[0] for c in extra),
                 "kept", "tokens", "sec"):
         t.add_column(col, justify="right", no_wrap=True)
@@ -121,8 +125,7 @@ def iteration_tables(summary: dict[str, Any], console: Any = None) -> list[Table
     from synthloop.console import table_fits
 
     whole = iteration_table(summary)
-    if table_fits(whole, console or out) or not any(
-            "grounded_share" in r for r in summary["iterations"]):
+    if table_fits(whole, console or out) or not _is_text(summary):
         return [whole]
     figures = Table(title="text figures")
     for col in ("iter", *(c[0] for c in TEXT_COLUMNS)):
@@ -234,10 +237,11 @@ def report(
     as_json: bool = typer.Option(False, "--json", help="Print the report's JSON."),
 ) -> None:
     """Write report.html (plots) and report.json (the same numbers) for a finished run."""
-    from synthloop.evals.report import find_run, write_report
+    from synthloop.evals.report import write_report
+    from synthloop.store import locate_run
 
     try:
-        html_path, json_path = write_report(find_run(run_id, runs_dir), out_path)
+        html_path, json_path = write_report(locate_run(run_id, runs_dir), out_path)
     except SynthloopError as exc:
         fail(str(exc))
     rep = json.loads(json_path.read_text())

@@ -30,15 +30,19 @@ CHECKPOINT_FILE = "checkpoint.sqlite"
 FORK_FILE = "fork.json"  # a fork's parent run and iteration (see synthloop.fork)
 
 
+def _run_command(verb: str, run_id: str, runs_dir: str | Path) -> str:
+    return f"synthloop {verb} {shlex.quote(run_id)} --runs-dir {shlex.quote(str(runs_dir))}"
+
+
 def resume_command(run_id: str, runs_dir: str | Path) -> str:
     """The command that continues a run, quoted for a shell (a relative runs folder is
     relative to where the command that printed it ran)."""
-    return f"synthloop resume {shlex.quote(run_id)} --runs-dir {shlex.quote(str(runs_dir))}"
+    return _run_command("resume", run_id, runs_dir)
 
 
 def review_command(run_id: str, runs_dir: str | Path) -> str:
     """``synthloop review RUN_ID --runs-dir DIR``, quoted for a shell (add the action)."""
-    return f"synthloop review {shlex.quote(run_id)} --runs-dir {shlex.quote(str(runs_dir))}"
+    return _run_command("review", run_id, runs_dir)
 
 
 def new_run_id(name: str) -> str:

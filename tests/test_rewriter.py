@@ -268,31 +268,30 @@ class TestFallbackInTheLoop:
         assert saved["author"] == "llm" and saved["parent"] == 2
         assert model.calls_of("generate")[-1]["system"] == saved["text"]
 
-    def test_the_template_alone_makes_no_rewrite_call(self, spec_dict, tmp_path):
-        # Setup: agent.rewrite: template, with tools the agent would otherwise call
+    @staticmethod
+    def run_rewriting(mode: str, spec_dict, folder, run_id: str):
+        """A two-iteration loop with agent.rewrite ``mode`` and a tool the agent would
+        otherwise call: its summary and model, after what every such mode must show."""
         spec = make_spec(spec_dict, budget={"max_iterations": 2},
-                         agent={"rewrite": "template", "tools": ["column_stats"]})
+                         agent={"rewrite": mode, "tools": ["column_stats"]})
         model = scripted()
+        summary = run(spec, folder, model, run_id=run_id)
+        assert [r["prompt_author"] for r in summary["iterations"]] == [mode, mode]
+        assert model.calls_of("rewrite") == [] and summary["fallbacks"] == 0
+        return summary, model
 
-        summary = run(spec, tmp_path, model, run_id="tpl")
+    def test_the_template_alone_makes_no_rewrite_call(self, spec_dict, tmp_path):
+        summary, model = self.run_rewriting("template", spec_dict, tmp_path, "tpl")
 
-        assert [r["prompt_author"] for r in summary["iterations"]] == ["template", "template"]
-        assert summary["fallbacks"] == 0
-        assert model.calls_of("rewrite") == [] and model.calls_of("generate")
+        assert model.calls_of("generate")
         saved = yaml.safe_load((tmp_path / "tpl/prompts/cancer-gen.v002.yaml").read_text())
         assert "class 'malignant' where" in saved["text"] and saved["tool_calls"] == []
         assert model.calls_of("generate")[0]["system"] == saved["text"]
         assert summary["usage_by_node"].get("rewrite", {}).get("calls", 0) == 0
 
     def test_initial_keeps_the_first_instruction_and_follows_the_regions(self, spec_dict, tmp_path):
-        spec = make_spec(spec_dict, budget={"max_iterations": 2},
-                         agent={"rewrite": "initial", "tools": ["column_stats"]})
-        model = scripted()
+        _, model = self.run_rewriting("initial", spec_dict, tmp_path, "ini")
 
-        summary = run(spec, tmp_path, model, run_id="ini")
-
-        assert [r["prompt_author"] for r in summary["iterations"]] == ["initial", "initial"]
-        assert model.calls_of("rewrite") == [] and summary["fallbacks"] == 0
         # every generation call of both iterations had the first instruction as its system
         assert {c["system"] for c in model.calls_of("generate")} == {INITIAL_INSTRUCTION}
         for k in (1, 2):
